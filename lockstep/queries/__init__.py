@@ -1,0 +1,1 @@
+"""Read side: SQL pushed down, DataFrames returned; nothing here commits."""

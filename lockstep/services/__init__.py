@@ -1,0 +1,1 @@
+"""Write side: every function checks permission, writes, and audits in one transaction."""
