@@ -24,20 +24,47 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str, sort_keys=True))
 
 
-def entry_hash(prev_hash: str, *, id: int, at, actor: str, action: str, entity_type: str,
-               entity_id: str, before: Any, after: Any) -> str:
+def entry_hash(
+    prev_hash: str,
+    *,
+    id: int,
+    at,
+    actor: str,
+    action: str,
+    entity_type: str,
+    entity_id: str,
+    before: Any,
+    after: Any,
+) -> str:
     """sha256 over the previous hash and this entry's canonical JSON."""
     body = json.dumps(
-        {"id": id, "at": at.isoformat(timespec="microseconds"), "actor": actor,
-         "action": action, "entity_type": entity_type, "entity_id": entity_id,
-         "before": before, "after": after},
-        sort_keys=True, separators=(",", ":"), default=str,
+        {
+            "id": id,
+            "at": at.isoformat(timespec="microseconds"),
+            "actor": actor,
+            "action": action,
+            "entity_type": entity_type,
+            "entity_id": entity_id,
+            "before": before,
+            "after": after,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
     )
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
-def append(session: Session, actor: Actor | str, action: str, entity_type: str,
-           entity_id: str | int, *, before: Any = None, after: Any = None) -> AuditEntry:
+def append(
+    session: Session,
+    actor: Actor | str,
+    action: str,
+    entity_type: str,
+    entity_id: str | int,
+    *,
+    before: Any = None,
+    after: Any = None,
+) -> AuditEntry:
     """Append one entry to the chain in the caller's transaction and return it."""
     # Locking the head row serialises concurrent writers so the chain never forks.
     head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one_or_none()
@@ -46,13 +73,27 @@ def append(session: Session, actor: Actor | str, action: str, entity_type: str,
         session.add(head)
         session.flush()
     entry = AuditEntry(
-        id=head.last_id + 1, at=utcnow(), actor=actor if isinstance(actor, str) else actor.email,
-        action=action, entity_type=entity_type, entity_id=str(entity_id),
-        before=_plain(before), after=_plain(after), prev_hash=head.hash,
+        id=head.last_id + 1,
+        at=utcnow(),
+        actor=actor if isinstance(actor, str) else actor.email,
+        action=action,
+        entity_type=entity_type,
+        entity_id=str(entity_id),
+        before=_plain(before),
+        after=_plain(after),
+        prev_hash=head.hash,
     )
-    entry.hash = entry_hash(entry.prev_hash, id=entry.id, at=entry.at, actor=entry.actor,
-                            action=action, entity_type=entity_type, entity_id=entry.entity_id,
-                            before=entry.before, after=entry.after)
+    entry.hash = entry_hash(
+        entry.prev_hash,
+        id=entry.id,
+        at=entry.at,
+        actor=entry.actor,
+        action=action,
+        entity_type=entity_type,
+        entity_id=entry.entity_id,
+        before=entry.before,
+        after=entry.after,
+    )
     session.add(entry)
     head.last_id, head.hash = entry.id, entry.hash
     session.flush()
@@ -74,33 +115,59 @@ def verify(session: Session, *, expected_head: str | None = None, batch: int = 5
     prev, expected_id, checked = GENESIS, 1, 0
     last_id = 0
     while True:
-        rows = session.execute(
-            select(AuditEntry).where(AuditEntry.id > last_id).order_by(AuditEntry.id).limit(batch)
-        ).scalars().all()
+        rows = (
+            session.execute(
+                select(AuditEntry).where(AuditEntry.id > last_id).order_by(AuditEntry.id).limit(batch)
+            )
+            .scalars()
+            .all()
+        )
         if not rows:
             break
         for e in rows:
             if e.id != expected_id:
                 return VerifyResult(False, checked, prev, f"entry {expected_id} is missing (next is {e.id})")
             if e.prev_hash != prev:
-                return VerifyResult(False, checked, prev,
-                                    f"entry {e.id} does not follow entry {e.id - 1} (reordered or removed)")
-            recomputed = entry_hash(prev, id=e.id, at=e.at, actor=e.actor, action=e.action,
-                                    entity_type=e.entity_type, entity_id=e.entity_id,
-                                    before=e.before, after=e.after)
+                return VerifyResult(
+                    False,
+                    checked,
+                    prev,
+                    f"entry {e.id} does not follow entry {e.id - 1} (reordered or removed)",
+                )
+            recomputed = entry_hash(
+                prev,
+                id=e.id,
+                at=e.at,
+                actor=e.actor,
+                action=e.action,
+                entity_type=e.entity_type,
+                entity_id=e.entity_id,
+                before=e.before,
+                after=e.after,
+            )
             if recomputed != e.hash:
-                return VerifyResult(False, checked, prev, f"entry {e.id} was edited (its hash does not match)")
+                return VerifyResult(
+                    False, checked, prev, f"entry {e.id} was edited (its hash does not match)"
+                )
             prev, expected_id, checked = e.hash, e.id + 1, checked + 1
         last_id = rows[-1].id
         session.expunge_all()
     head = session.get(AuditHead, 1)
     if head is not None and head.hash != prev:
-        return VerifyResult(False, checked, prev,
-                            f"the log ends at entry {expected_id - 1} but the head says entry {head.last_id}: "
-                            "entries were cut off the end")
+        return VerifyResult(
+            False,
+            checked,
+            prev,
+            f"the log ends at entry {expected_id - 1} but the head says entry {head.last_id}: "
+            "entries were cut off the end",
+        )
     if expected_head and expected_head != prev:
         known = session.execute(select(AuditEntry.id).where(AuditEntry.hash == expected_head)).scalar()
         if known is None:
-            return VerifyResult(False, checked, prev,
-                                f"the kept head {expected_head[:12]}… is not in the log: entries were cut off the end")
+            return VerifyResult(
+                False,
+                checked,
+                prev,
+                f"the kept head {expected_head[:12]}… is not in the log: entries were cut off the end",
+            )
     return VerifyResult(True, checked, prev)

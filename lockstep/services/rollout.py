@@ -1,0 +1,275 @@
+"""Recording rollout events: validate, append, and move current state and counts with them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from lockstep.clock import utcnow, week_end
+from lockstep.errors import NotFoundError, ValidationError
+from lockstep.models import (
+    CurrentState,
+    RolloutEvent,
+    SnapshotWeek,
+    StageCount,
+    Tenant,
+    Track,
+    TrackStage,
+    WeeklySnapshot,
+)
+from lockstep.permissions import Actor, require
+from lockstep.rollout_rules import RuleViolation, State, TrackRules, apply_event, initial_state, replay
+from lockstep.services import audit
+from lockstep.sqlutil import add_to_count
+
+# Clocks drift; an event a minute "in the future" is a clock, not a forgery.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+def load_track_rules(session: Session) -> dict[str, TrackRules]:
+    """Every track's rules, keyed by track code."""
+    tracks = session.scalars(select(Track).order_by(Track.position)).all()
+    stages = session.execute(
+        select(TrackStage.track_code, TrackStage.code)
+        .where(TrackStage.is_side.is_(False))
+        .order_by(TrackStage.track_code, TrackStage.position)
+    ).all()
+    ordered: dict[str, list[str]] = {}
+    for track_code, code in stages:
+        ordered.setdefault(track_code, []).append(code)
+    return {t.code: TrackRules(t.code, tuple(ordered.get(t.code, ())), frozenset(t.tiers)) for t in tracks}
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """What record_event did: the event id and the tenant's state before and after."""
+
+    event_id: int
+    tenant_external_id: str
+    track: str
+    before: str
+    after: str
+    back_dated: bool
+
+
+def record_event(
+    *,
+    session: Session,
+    actor: Actor,
+    tenant_external_id: str,
+    track: str,
+    stage: str,
+    occurred_at: datetime,
+    source: str = "manual",
+    note: str = "",
+) -> RecordedEvent:
+    """Record that a tenant reached a stage of a track; state, counts and audit move with it."""
+    require(actor, "event.record")
+    rules = load_track_rules(session).get(track)
+    if rules is None:
+        raise ValidationError(f"unknown track '{track}'")
+    if not rules.has_stage(stage):
+        raise ValidationError(
+            f"track '{track}' has no stage '{stage}' (stages: {', '.join(rules.stages + rules.side_stages)})"
+        )
+    if occurred_at > utcnow() + FUTURE_TOLERANCE:
+        raise ValidationError(f"time {occurred_at:%Y-%m-%d %H:%M} is in the future")
+    tenant = session.scalar(select(Tenant).where(Tenant.external_id == tenant_external_id))
+    if tenant is None:
+        raise NotFoundError(f"no tenant with id '{tenant_external_id}'")
+    if tenant.tier not in rules.tiers:
+        raise ValidationError(
+            f"tenant '{tenant_external_id}' is on tier '{tenant.tier}', which track "
+            f"'{track}' does not cover (covers: {', '.join(sorted(rules.tiers))})"
+        )
+
+    history = session.execute(
+        select(RolloutEvent.occurred_at, RolloutEvent.stage_code)
+        .where(RolloutEvent.tenant_id == tenant.id, RolloutEvent.track_code == track)
+        .order_by(RolloutEvent.occurred_at, RolloutEvent.id)
+    ).all()
+    if any(at == occurred_at and s == stage for at, s in history):
+        raise ValidationError(
+            f"tenant '{tenant_external_id}' already has '{stage}' on '{track}' "
+            f"at {occurred_at:%Y-%m-%d %H:%M}"
+        )
+    back_dated = bool(history) and occurred_at < history[-1][0]
+    timeline = sorted([*history, (occurred_at, stage)], key=lambda e: e[0])
+    try:
+        new_state = replay(rules, [(at, s) for at, s in timeline], since=tenant.created_at)
+    except RuleViolation as exc:
+        raise ValidationError(f"tenant '{tenant_external_id}': {exc}") from None
+
+    current = session.get(CurrentState, (tenant.id, track), with_for_update=True)
+    old_stage = current.stage_code if current else None
+    if back_dated or closed_week_after(session, occurred_at):
+        _restate_closed_weeks(session, tenant, rules, occurred_at, stage)
+
+    event_id = session.execute(
+        insert(RolloutEvent)
+        .values(
+            tenant_id=tenant.id,
+            track_code=track,
+            stage_code=stage,
+            occurred_at=occurred_at,
+            recorded_at=utcnow(),
+            actor=actor.email,
+            source=source,
+            note=note,
+        )
+        .returning(RolloutEvent.id)
+    ).scalar_one()
+    last_event_id = event_id if not back_dated else current.last_event_id if current else event_id
+    _put_state(session, tenant, track, new_state, last_event_id, note if not back_dated else None)
+    if old_stage != new_state.stage:
+        key = {"track_code": track, "tier": tenant.tier, "region": tenant.region}
+        if old_stage is not None:
+            add_to_count(session, StageCount.__table__, {**key, "stage_code": old_stage}, "n", -1)
+        add_to_count(session, StageCount.__table__, {**key, "stage_code": new_state.stage}, "n", 1)
+
+    audit.append(
+        session,
+        actor,
+        "rollout.record_event",
+        "tenant",
+        tenant_external_id,
+        before={"track": track, "stage": old_stage},
+        after={
+            "track": track,
+            "stage": new_state.stage,
+            "event": stage,
+            "event_id": event_id,
+            "occurred_at": occurred_at,
+            "source": source,
+            "note": note,
+        },
+    )
+    return RecordedEvent(
+        event_id, tenant_external_id, track, old_stage or rules.initial, new_state.stage, back_dated
+    )
+
+
+def _put_state(
+    session: Session, tenant: Tenant, track: str, state: State, last_event_id: int | None, note: str | None
+) -> None:
+    values = {
+        "stage_code": state.stage,
+        "reached_stage_code": state.reached,
+        "since": state.since,
+        "last_event_id": last_event_id,
+    }
+    if note is not None:
+        values["note"] = note
+    updated = session.execute(
+        update(CurrentState)
+        .where(CurrentState.tenant_id == tenant.id, CurrentState.track_code == track)
+        .values(**values)
+    ).rowcount
+    if not updated:
+        session.execute(
+            insert(CurrentState).values(
+                tenant_id=tenant.id,
+                track_code=track,
+                tier=tenant.tier,
+                region=tenant.region,
+                account_manager=tenant.account_manager,
+                note=note or "",
+                **{k: v for k, v in values.items() if k != "note"},
+            )
+        )
+
+
+def closed_week_after(session: Session, at: datetime) -> bool:
+    """True when some closed week ends after `at` (so an event at `at` restates it)."""
+    latest = session.scalar(select(func.max(SnapshotWeek.week_start)))
+    return latest is not None and week_end(latest) > at
+
+
+def _restate_closed_weeks(
+    session: Session, tenant: Tenant, rules: TrackRules, at: datetime, stage: str
+) -> None:
+    """Move n_current of each closed week whose as-of stage this back-dated event changes."""
+    weeks = session.scalars(select(SnapshotWeek.week_start).order_by(SnapshotWeek.week_start)).all()
+    for monday in weeks:
+        end = week_end(monday)
+        if end <= at:
+            continue
+        later = session.scalar(
+            select(func.count())
+            .select_from(RolloutEvent)
+            .where(
+                RolloutEvent.tenant_id == tenant.id,
+                RolloutEvent.track_code == rules.code,
+                RolloutEvent.occurred_at > at,
+                RolloutEvent.occurred_at < end,
+            )
+        )
+        if later:
+            continue  # a later event decides this week's stage; the new one changes nothing
+        before = (
+            session.scalar(
+                select(RolloutEvent.stage_code)
+                .where(
+                    RolloutEvent.tenant_id == tenant.id,
+                    RolloutEvent.track_code == rules.code,
+                    RolloutEvent.occurred_at <= at,
+                )
+                .order_by(RolloutEvent.occurred_at.desc(), RolloutEvent.id.desc())
+                .limit(1)
+            )
+            or rules.initial
+        )
+        if before == stage:
+            continue
+        key = {"week_start": monday, "track_code": rules.code, "tier": tenant.tier, "region": tenant.region}
+        _ensure_snapshot_row(session, {**key, "stage_code": before})
+        add_to_count(session, WeeklySnapshot.__table__, {**key, "stage_code": before}, "n_current", -1)
+        add_to_count(session, WeeklySnapshot.__table__, {**key, "stage_code": stage}, "n_current", 1)
+
+
+def _ensure_snapshot_row(session: Session, key: dict) -> None:
+    exists = session.scalar(
+        select(func.count())
+        .select_from(WeeklySnapshot)
+        .where(and_(*(getattr(WeeklySnapshot, k) == v for k, v in key.items())))
+    )
+    if not exists:
+        session.execute(insert(WeeklySnapshot).values(**key, n_reported=0, n_current=0))
+
+
+def recompute_state(session: Session, tenant_id: int, track: str) -> State:
+    """The state a tenant's events lead to, recomputed from the event table alone."""
+    rules = load_track_rules(session)[track]
+    tenant = session.get(Tenant, tenant_id)
+    events = session.execute(
+        select(RolloutEvent.occurred_at, RolloutEvent.stage_code)
+        .where(RolloutEvent.tenant_id == tenant_id, RolloutEvent.track_code == track)
+        .order_by(RolloutEvent.occurred_at, RolloutEvent.id)
+    ).all()
+    return replay(rules, [(a, s) for a, s in events], since=tenant.created_at if tenant else None)
+
+
+def rebuild_stage_counts(session: Session) -> None:
+    """Recount stage_counts from current_state (after bulk loads)."""
+    session.execute(delete(StageCount))
+    grouped = select(
+        CurrentState.track_code, CurrentState.stage_code, CurrentState.tier, CurrentState.region, func.count()
+    ).group_by(CurrentState.track_code, CurrentState.stage_code, CurrentState.tier, CurrentState.region)
+    session.execute(
+        insert(StageCount).from_select(["track_code", "stage_code", "tier", "region", "n"], grouped)
+    )
+
+
+__all__ = [
+    "load_track_rules",
+    "record_event",
+    "recompute_state",
+    "rebuild_stage_counts",
+    "RecordedEvent",
+    "initial_state",
+    "apply_event",
+    "closed_week_after",
+]
