@@ -1,0 +1,8 @@
+"""Lockstep: the Streamlit entry point. Builds the navigation for the current role."""
+
+import streamlit as st
+
+from lockstep.ui.nav import build_navigation
+
+st.set_page_config(page_title="Lockstep", page_icon=":lock:", layout="wide")
+build_navigation().run()

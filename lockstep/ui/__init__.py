@@ -1,0 +1,1 @@
+"""The only layer that touches streamlit below the views: session, caching, navigation."""

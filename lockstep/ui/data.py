@@ -1,0 +1,44 @@
+"""Engine and cached reads for the pages.
+
+Cached reads are keyed by the function's arguments; pass the actor's scope (its e-mail
+and role), never a session object. `clear_after_write()` empties them after any write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import streamlit as st
+
+from lockstep.config import get_settings
+from lockstep.db import make_engine, read_session
+
+
+@st.cache_resource
+def engine():
+    """The app's engine (one pool per server process)."""
+    return make_engine(get_settings().database_url)
+
+
+def run_query(fn: Callable[..., Any], /, **kwargs) -> Any:
+    """Call a lockstep query function with a fresh read session (uncached)."""
+    with read_session(engine()) as session:
+        return fn(session=session, **kwargs)
+
+
+@st.cache_data(ttl=get_settings().cache_ttl_seconds, show_spinner=False)
+def _cached(fn_path: str, kwargs_items: tuple) -> Any:
+    module, _, name = fn_path.rpartition(".")
+    fn = getattr(__import__(module, fromlist=[name]), name)
+    return run_query(fn, **dict(kwargs_items))
+
+
+def cached_query(fn: Callable[..., Any], /, **kwargs) -> Any:
+    """Call a lockstep query function through st.cache_data (TTL from settings)."""
+    return _cached(f"{fn.__module__}.{fn.__qualname__}", tuple(sorted(kwargs.items())))
+
+
+def clear_after_write() -> None:
+    """Drop every cached read so the next render shows the write."""
+    _cached.clear()
