@@ -1,7 +1,8 @@
 """Engine and cached reads for the pages.
 
-Cached reads are keyed by the function's arguments; pass the actor's scope (its e-mail
-and role), never a session object. `clear_after_write()` empties them after any write.
+Cached reads are keyed by the database URL, the function and its arguments; pass the
+actor (a frozen dataclass, hashable) or plain values, never a session object.
+`clear_after_write()` empties them after any write.
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ from lockstep.config import get_settings
 from lockstep.db import make_engine, read_session
 
 
-@st.cache_resource
+@st.cache_resource(show_spinner=False)
+def _engine(url: str):
+    return make_engine(url)
+
+
 def engine():
-    """The app's engine (one pool per server process)."""
-    return make_engine(get_settings().database_url)
+    """The app's engine for the configured database (one pool per server process)."""
+    return _engine(get_settings().database_url)
 
 
 def run_query(fn: Callable[..., Any], /, **kwargs) -> Any:
@@ -28,7 +33,7 @@ def run_query(fn: Callable[..., Any], /, **kwargs) -> Any:
 
 
 @st.cache_data(ttl=get_settings().cache_ttl_seconds, show_spinner=False)
-def _cached(fn_path: str, kwargs_items: tuple) -> Any:
+def _cached(url: str, fn_path: str, kwargs_items: tuple) -> Any:
     module, _, name = fn_path.rpartition(".")
     fn = getattr(__import__(module, fromlist=[name]), name)
     return run_query(fn, **dict(kwargs_items))
@@ -36,7 +41,8 @@ def _cached(fn_path: str, kwargs_items: tuple) -> Any:
 
 def cached_query(fn: Callable[..., Any], /, **kwargs) -> Any:
     """Call a lockstep query function through st.cache_data (TTL from settings)."""
-    return _cached(f"{fn.__module__}.{fn.__qualname__}", tuple(sorted(kwargs.items())))
+    return _cached(get_settings().database_url, f"{fn.__module__}.{fn.__qualname__}",
+                   tuple(sorted(kwargs.items())))
 
 
 def clear_after_write() -> None:
