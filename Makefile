@@ -1,0 +1,50 @@
+# Lockstep: `make run` sets up and serves the app; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8501
+DEMO_TENANTS ?= 5000
+DEMO_SEED    ?= 1
+PLAN   ?= plan/90-day-plan.yaml
+
+.PHONY: run setup install install-dev migrate test lint format bench bench-full clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## Migrate the database, sync the plan, load demo data when the database has no tenants.
+setup: install
+	mkdir -p data
+	$(BIN)/python -m lockstep db upgrade
+	$(BIN)/python -m lockstep plan sync $(PLAN)
+	$(BIN)/python -m lockstep demo --if-empty --tenants $(DEMO_TENANTS) --seed $(DEMO_SEED)
+
+run: setup
+	$(BIN)/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) --server.headless true
+
+lint: install-dev
+	$(BIN)/ruff check .
+
+format: install-dev
+	$(BIN)/ruff format lockstep pages tests benchmarks app.py migrations
+
+test: install-dev lint
+	$(BIN)/python -m pytest -q
+
+bench: install-dev
+	$(BIN)/python -m benchmarks.ingest --rows 1000000
+
+clean:
+	rm -rf $(VENV) data/lockstep.db data/lockstep.db-*

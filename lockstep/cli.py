@@ -1,0 +1,295 @@
+"""The command line: `python -m lockstep COMMAND ...`. Every command has --help.
+
+Exit codes: 0 done; 1 the input or the data failed a check (the message says where);
+2 the command line itself was wrong; 3 something named does not exist; 4 not allowed;
+5 the database could not be reached or is not migrated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy.exc import OperationalError
+
+from lockstep.config import get_settings
+from lockstep.errors import (
+    ConflictError,
+    ImportRejected,
+    LockstepError,
+    NotFoundError,
+    PermissionDenied,
+    ValidationError,
+)
+from lockstep.permissions import SYSTEM
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_DENIED, EXIT_DATABASE = 0, 1, 2, 3, 4, 5
+
+
+def _engine():
+    from lockstep.db import make_engine
+
+    return make_engine(get_settings().database_url)
+
+
+def _progress(desc: str, enabled: bool) -> tuple[Callable[[int, int | None], None], Callable[[], None]]:
+    """A tqdm-backed progress callback for long imports (silent when not a terminal)."""
+    if not enabled:
+        return (lambda done, total: None), (lambda: None)
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit=" rows", unit_scale=True, file=sys.stderr)
+
+    def update(done: int, total: int | None) -> None:
+        if total is not None and bar.total != total:
+            bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return update, bar.close
+
+
+# --- commands -------------------------------------------------------------------------
+
+
+def cmd_db_upgrade(args) -> int:
+    from lockstep.migrate import upgrade
+
+    upgrade(get_settings().database_url, args.revision)
+    print(f"database at revision {args.revision}: {_safe_url()}")
+    return EXIT_OK
+
+
+def cmd_plan_validate(args) -> int:
+    from lockstep.plan import load_plan
+
+    plan = load_plan(Path(args.file))
+    print(f"{args.file}: valid ({len(plan.items)} items, {len(plan.tracks)} tracks, {len(plan.tiers)} tiers)")
+    return EXIT_OK
+
+
+def cmd_plan_sync(args) -> int:
+    from lockstep.plan import sync_plan_file
+
+    result = sync_plan_file(Path(args.file), engine=_engine())
+    print(f"{args.file}: {result.summary()}" if hasattr(result, "summary") else f"{args.file}: {result}")
+    return EXIT_OK
+
+
+def cmd_import(args) -> int:
+    from lockstep.services import imports
+
+    fn = imports.import_tenants if args.kind == "tenants" else imports.import_events
+    update, close = _progress(f"import {args.kind}", sys.stderr.isatty() and not args.quiet)
+    try:
+        result = fn(engine=_engine(), path=Path(args.file), actor=SYSTEM, progress=update)
+    finally:
+        close()
+    print(
+        f"{args.file}: added {result.added}, updated {result.updated}, skipped {result.skipped} "
+        f"(already present) of {result.rows} rows"
+    )
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    from lockstep.demo import load_demo
+
+    engine = _engine()
+    if args.if_empty and _has_tenants(engine):
+        print("demo: the database already has tenants; nothing loaded")
+        return EXIT_OK
+    summary = load_demo(engine=engine, tenants=args.tenants, seed=args.seed, actor=SYSTEM)
+    print(f"demo: {summary}")
+    return EXIT_OK
+
+
+def _has_tenants(engine) -> bool:
+    from sqlalchemy import func, select
+
+    from lockstep.db import read_session
+    from lockstep.models import Tenant
+
+    with read_session(engine) as s:
+        return bool(s.scalar(select(func.count()).select_from(Tenant)))
+
+
+def cmd_user_add(args) -> int:
+    from lockstep.db import write_session
+    from lockstep.services.users import add_user
+
+    password = os.environ.get("LOCKSTEP_PASSWORD")
+    if not password:
+        if not sys.stdin.isatty():
+            raise ValidationError("no password: set LOCKSTEP_PASSWORD or run in a terminal to be asked")
+        password = getpass.getpass(f"password for {args.email}: ")
+        if password != getpass.getpass("again: "):
+            raise ValidationError("the two passwords differ")
+    with write_session(_engine()) as session:
+        user = add_user(
+            session=session,
+            actor=SYSTEM,
+            email=args.email,
+            role=args.role,
+            password=password,
+            display_name=args.name or "",
+        )
+    print(f"user {user.email} added with role {user.role}")
+    return EXIT_OK
+
+
+def cmd_audit_verify(args) -> int:
+    from lockstep.db import read_session
+    from lockstep.services.audit import verify
+
+    with read_session(_engine()) as session:
+        result = verify(session, expected_head=args.head)
+    if result.ok:
+        print(f"audit log intact: {result.checked} entries, head {result.head}")
+        return EXIT_OK
+    print(f"audit log BROKEN after {result.checked} good entries: {result.problem}", file=sys.stderr)
+    return EXIT_INVALID
+
+
+def cmd_audit_head(args) -> int:
+    from lockstep.db import read_session
+    from lockstep.models import AuditHead
+
+    with read_session(_engine()) as session:
+        head = session.get(AuditHead, 1)
+    print(head.hash if head else "0" * 64)
+    return EXIT_OK
+
+
+def cmd_snapshot_close(args) -> int:
+    from lockstep.clock import parse_week
+    from lockstep.db import write_session
+    from lockstep.services import snapshots
+
+    with write_session(_engine()) as session:
+        if args.week:
+            results = [snapshots.close_week(session=session, actor=SYSTEM, week_start=parse_week(args.week))]
+        else:
+            results = snapshots.close_latest_week(session=session, actor=SYSTEM)
+    for r in results if isinstance(results, list) else [results]:
+        print(f"closed {r}")
+    return EXIT_OK
+
+
+def cmd_snapshot_backfill(args) -> int:
+    from lockstep.db import write_session
+    from lockstep.services import snapshots
+
+    with write_session(_engine()) as session:
+        results = snapshots.backfill_weeks(session=session, actor=SYSTEM)
+    print(f"closed {len(results)} week(s)" + "".join(f"\n  {r}" for r in results))
+    return EXIT_OK
+
+
+def _safe_url() -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(get_settings().database_url).render_as_string(hide_password=True)
+
+
+# --- parser -----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree; every command and group has --help."""
+    p = argparse.ArgumentParser(
+        prog="python -m lockstep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_cmd", required=True)
+    up = db.add_parser("upgrade", help="apply migrations (default: to the newest)")
+    up.add_argument("revision", nargs="?", default="head")
+    up.set_defaults(func=cmd_db_upgrade)
+
+    plan = sub.add_parser("plan", help="the plan as code").add_subparsers(dest="plan_cmd", required=True)
+    for name, func, text in (
+        ("validate", cmd_plan_validate, "check a plan file, change nothing"),
+        ("sync", cmd_plan_sync, "upsert a plan file into the database"),
+    ):
+        c = plan.add_parser(name, help=text)
+        c.add_argument("file", help="plan YAML, e.g. plan/90-day-plan.yaml")
+        c.set_defaults(func=func)
+
+    imp = sub.add_parser("import", help="import CSV files (see docs/csv-formats.md)")
+    isub = imp.add_subparsers(dest="kind", required=True)
+    for kind in ("tenants", "events"):
+        c = isub.add_parser(kind, help=f"import {kind} from a CSV file; all or nothing")
+        c.add_argument("file")
+        c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+        c.set_defaults(func=cmd_import)
+
+    demo = sub.add_parser("demo", help="load deterministic demo data")
+    demo.add_argument("--tenants", type=int, default=5000, help="number of tenants (default 5000)")
+    demo.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    demo.add_argument("--if-empty", action="store_true", help="do nothing when tenants exist")
+    demo.set_defaults(func=cmd_demo)
+
+    user = sub.add_parser("user", help="user accounts").add_subparsers(dest="user_cmd", required=True)
+    add = user.add_parser("add", help="add a user; password from LOCKSTEP_PASSWORD or a prompt")
+    add.add_argument("email")
+    add.add_argument(
+        "--role", required=True, choices=["admin", "security_lead", "account_manager", "executive"]
+    )
+    add.add_argument("--name", help="display name")
+    add.set_defaults(func=cmd_user_add)
+
+    aud = sub.add_parser("audit", help="the tamper-evident audit log").add_subparsers(
+        dest="audit_cmd", required=True
+    )
+    ver = aud.add_parser("verify", help="check the hash chain; non-zero exit names the first bad entry")
+    ver.add_argument("--head", help="a head hash kept outside the database (catches a cut-off tail)")
+    ver.set_defaults(func=cmd_audit_verify)
+    aud.add_parser("head", help="print the newest hash, to keep outside the database").set_defaults(
+        func=cmd_audit_head
+    )
+
+    snap = sub.add_parser("snapshot", help="weekly snapshots").add_subparsers(dest="snap_cmd", required=True)
+    close = snap.add_parser("close-week", help="freeze a week's counts (default: the last ended week)")
+    close.add_argument("--week", help="ISO week, e.g. 2020-W21")
+    close.set_defaults(func=cmd_snapshot_close)
+    snap.add_parser("backfill", help="close every ended week of the program not yet closed").set_defaults(
+        func=cmd_snapshot_backfill
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ImportRejected as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_INVALID
+    except (ValidationError, ConflictError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except NotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    except PermissionDenied as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DENIED
+    except FileNotFoundError as exc:
+        print(f"error: {exc.filename}: no such file", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    except OperationalError as exc:
+        print(
+            f"error: database {_safe_url()}: {exc.orig}\n(run `python -m lockstep db upgrade` first?)",
+            file=sys.stderr,
+        )
+        return EXIT_DATABASE
+    except LockstepError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
