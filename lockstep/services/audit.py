@@ -102,18 +102,30 @@ def append(
 
 @dataclass
 class VerifyResult:
-    """Outcome of a chain check: ok, entries checked, the newest hash, the first problem."""
+    """Outcome of a chain check: ok, entries checked, the newest good hash, the first problem.
+
+    `bad_id` is the id of the first entry that is wrong or missing (None when ok).
+    """
 
     ok: bool
     checked: int
     head: str
     problem: str = ""
+    bad_id: int | None = None
 
 
 def verify(session: Session, *, expected_head: str | None = None, batch: int = 5000) -> VerifyResult:
-    """Walk the chain in id order; report the first edited, missing or reordered entry."""
+    """Walk the chain in id order; report the first edited, missing, reordered or cut-off entry.
+
+    Without `expected_head` a tail cut off together with a rewritten head row cannot be
+    seen; pass a head hash kept outside the database (`audit head`) to catch that too.
+    """
     prev, expected_id, checked = GENESIS, 1, 0
     last_id = 0
+
+    def broken(bad_id: int, problem: str) -> VerifyResult:
+        return VerifyResult(False, checked, prev, problem, bad_id)
+
     while True:
         rows = (
             session.execute(
@@ -126,13 +138,10 @@ def verify(session: Session, *, expected_head: str | None = None, batch: int = 5
             break
         for e in rows:
             if e.id != expected_id:
-                return VerifyResult(False, checked, prev, f"entry {expected_id} is missing (next is {e.id})")
+                return broken(expected_id, f"entry {expected_id} is missing (the next entry is {e.id})")
             if e.prev_hash != prev:
-                return VerifyResult(
-                    False,
-                    checked,
-                    prev,
-                    f"entry {e.id} does not follow entry {e.id - 1} (reordered or removed)",
+                return broken(
+                    e.id, f"entry {e.id} does not follow entry {e.id - 1} (entries reordered or removed)"
                 )
             recomputed = entry_hash(
                 prev,
@@ -146,28 +155,25 @@ def verify(session: Session, *, expected_head: str | None = None, batch: int = 5
                 after=e.after,
             )
             if recomputed != e.hash:
-                return VerifyResult(
-                    False, checked, prev, f"entry {e.id} was edited (its hash does not match)"
-                )
+                return broken(e.id, f"entry {e.id} was edited (its content does not match its hash)")
             prev, expected_id, checked = e.hash, e.id + 1, checked + 1
         last_id = rows[-1].id
         session.expunge_all()
     head = session.get(AuditHead, 1)
-    if head is not None and head.hash != prev:
-        return VerifyResult(
-            False,
-            checked,
-            prev,
-            f"the log ends at entry {expected_id - 1} but the head says entry {head.last_id}: "
+    if head is not None and (head.hash != prev or head.last_id != checked):
+        return broken(
+            expected_id,
+            f"the log ends at entry {expected_id - 1} but the head row says entry {head.last_id}: "
             "entries were cut off the end",
         )
+    if head is None and checked:
+        return broken(expected_id, "the head row is missing: the log may have been cut off the end")
     if expected_head and expected_head != prev:
         known = session.execute(select(AuditEntry.id).where(AuditEntry.hash == expected_head)).scalar()
         if known is None:
-            return VerifyResult(
-                False,
-                checked,
-                prev,
-                f"the kept head {expected_head[:12]}… is not in the log: entries were cut off the end",
+            return broken(
+                expected_id,
+                f"the kept head {expected_head[:12]}… is not in the log: entries after entry "
+                f"{expected_id - 1} were cut off or rewritten",
             )
     return VerifyResult(True, checked, prev)
