@@ -1,0 +1,291 @@
+"""Closing weeks: frozen counts equal a replay of each tenant's events, on both backends."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import date, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from lockstep.clock import utcnow, week_end, week_start
+from lockstep.db import read_session, write_session
+from lockstep.errors import PermissionDenied, ValidationError
+from lockstep.models import (
+    AuditEntry,
+    CurrentState,
+    Program,
+    RolloutEvent,
+    SnapshotWeek,
+    Tenant,
+    Tier,
+    Track,
+    TrackStage,
+    WeeklySnapshot,
+)
+from lockstep.permissions import SYSTEM, Actor
+from lockstep.rollout_rules import BLOCKED, ROLLED_BACK, replay
+from lockstep.services.rollout import load_track_rules, rebuild_stage_counts, record_event
+from lockstep.services.snapshots import backfill_weeks, close_latest_week, close_week
+
+W15 = date(2020, 4, 6)  # Monday of 2020-W15
+TIERS = (("free", False), ("pro", True), ("business", True), ("enterprise", True))
+REGIONS = ("us", "eu", "apac")
+TRACKS = {
+    "encryption": (("legacy_cipher", "clients_upgraded", "gcm_enabled", "gcm_enforced"), date(2020, 5, 30)),
+    "e2ee": (("eligible", "pilot", "enabled"), None),
+}
+EXECUTIVE = Actor("exec@lockstep.example", "executive")
+
+
+# --- a small deterministic program, built through the same services the app uses -------
+
+
+def build_program(session) -> None:
+    """Program 2020-04-01..06-30, four tiers, the two shipped tracks with side stages."""
+    now = datetime(2020, 3, 1)
+    session.add(Program(id="p", name="Test program", start_date=date(2020, 4, 1),
+                        end_date=date(2020, 6, 30), synced_at=now))
+    for pos, (code, paid) in enumerate(TIERS):
+        session.add(Tier(code=code, name=code.title(), paid=paid, position=pos))
+    for pos, (code, (stages, deadline)) in enumerate(TRACKS.items()):
+        tiers = [t for t, paid in TIERS if paid or code == "encryption"]
+        session.add(Track(code=code, name=code, deadline=deadline, tiers=tiers, position=pos,
+                          ready_stage=stages[-2], blocking_features=[]))
+        session.flush()
+        for i, stage in enumerate(stages):
+            session.add(TrackStage(track_code=code, code=stage, name=stage, position=i))
+        for i, side in enumerate((BLOCKED, ROLLED_BACK)):
+            session.add(TrackStage(track_code=code, code=side, name=side, position=100 + i, is_side=True))
+    session.flush()
+
+
+def add_tenants(session, n: int, seed: int) -> None:
+    """n tenants, each with a current_state row at the first stage of every track it is on."""
+    rnd = random.Random(seed)
+    rules = load_track_rules(session)
+    created = datetime(2026, 1, 1)  # loaded long after their 2020 events, like the demo
+    for i in range(n):
+        tier = TIERS[i % len(TIERS)][0]
+        tenant = Tenant(external_id=f"T{i:04d}", name=f"Tenant {i}", tier=tier, region=rnd.choice(REGIONS),
+                        seats=rnd.randint(5, 5000), account_manager=f"am{i % 3}@x.example",
+                        client_version="4.6.0", created_at=created, updated_at=created)
+        session.add(tenant)
+        session.flush()
+        for code, r in rules.items():
+            if tier in r.tiers:
+                session.add(CurrentState(tenant_id=tenant.id, track_code=code, stage_code=r.initial,
+                                         reached_stage_code=r.initial, since=created, tier=tier,
+                                         region=tenant.region, account_manager=tenant.account_manager))
+    session.flush()
+    rebuild_stage_counts(session)
+
+
+def random_events(session, seed: int) -> list[tuple[str, str, str, datetime]]:
+    """A legal random timeline per (tenant, track), with same-instant pairs and Monday-midnight events."""
+    rnd = random.Random(seed)
+    rules = load_track_rules(session)
+    out = []
+    rows = session.execute(
+        select(Tenant.external_id, CurrentState.track_code)
+        .join(Tenant, Tenant.id == CurrentState.tenant_id)
+        .order_by(Tenant.id, CurrentState.track_code)
+    ).all()
+    for ext, track in rows:
+        r = rules[track]
+        at = datetime(2020, 3, 30) + timedelta(hours=rnd.randint(0, 24 * 20))
+        reached = 0
+        for _ in range(rnd.randint(0, 5)):
+            roll = rnd.random()
+            if roll < 0.1:
+                stage = BLOCKED
+            elif roll < 0.18 and reached > 0:
+                stage, reached = ROLLED_BACK, reached - 1
+            else:
+                reached = rnd.randint(reached, len(r.stages) - 1)
+                stage = r.stages[reached]
+            step = rnd.choice((0, 0, 24, 24 * 3, 24 * 7, 24 * 10))
+            at = at + timedelta(hours=step)
+            if rnd.random() < 0.15:
+                at = datetime.combine(week_start(at.date()), datetime.min.time())  # exactly Monday 00:00
+            if out and out[-1][:2] == (ext, track) and at < out[-1][3]:
+                at = out[-1][3]
+            if any(e[:2] == (ext, track) and e[3] == at and e[2] == stage for e in out[-6:]):
+                continue
+            out.append((ext, track, stage, at))
+    return out
+
+
+def build_dataset(engine, *, tenants: int = 48, seed: int = 7) -> None:
+    """Program, tenants and a random legal event history, recorded through record_event."""
+    with write_session(engine) as s:
+        build_program(s)
+        add_tenants(s, tenants, seed)
+        events = random_events(s, seed)
+    with write_session(engine) as s:
+        for ext, track, stage, at in events:
+            record_event(session=s, actor=SYSTEM, tenant_external_id=ext, track=track, stage=stage,
+                         occurred_at=at, source="test")
+
+
+def replayed_counts(engine, monday: date) -> Counter:
+    """Independent recomputation: replay each tenant's events before the week's end in Python."""
+    end = week_end(monday)
+    counts: Counter = Counter()
+    with read_session(engine) as s:
+        rules = load_track_rules(s)
+        for tenant_id, track, tier, region in s.execute(
+            select(CurrentState.tenant_id, CurrentState.track_code, CurrentState.tier, CurrentState.region)
+        ):
+            events = s.execute(
+                select(RolloutEvent.occurred_at, RolloutEvent.stage_code)
+                .where(RolloutEvent.tenant_id == tenant_id, RolloutEvent.track_code == track,
+                       RolloutEvent.occurred_at < end)
+                .order_by(RolloutEvent.occurred_at, RolloutEvent.id)
+            ).all()
+            state = replay(rules[track], [(a, st) for a, st in events])
+            counts[(track, state.stage, tier, region)] += 1
+    return counts
+
+
+def snapshot_counts(engine, monday: date, column: str = "n_reported") -> Counter:
+    """What weekly_snapshots holds for a week (zero rows dropped)."""
+    with read_session(engine) as s:
+        rows = s.execute(
+            select(WeeklySnapshot.track_code, WeeklySnapshot.stage_code, WeeklySnapshot.tier,
+                   WeeklySnapshot.region, getattr(WeeklySnapshot, column))
+            .where(WeeklySnapshot.week_start == monday)
+        ).all()
+    return Counter({tuple(r[:4]): r[4] for r in rows if r[4]})
+
+
+SNAPSHOT_KEY = (WeeklySnapshot.week_start, WeeklySnapshot.track_code, WeeklySnapshot.stage_code,
+                WeeklySnapshot.tier, WeeklySnapshot.region)
+PROGRAM_WEEKS = [W15 - timedelta(days=7) + timedelta(days=7 * i) for i in range(14)]  # 2020-W14..W27
+
+
+# --- tests ------------------------------------------------------------------------------
+
+
+def test_close_week_equals_a_replay_of_each_tenants_events(engine):
+    build_dataset(engine)
+    for monday in (PROGRAM_WEEKS[0], W15, W15 + timedelta(days=21), PROGRAM_WEEKS[-1]):
+        with write_session(engine) as s:
+            result = close_week(session=s, actor=SYSTEM, week_start=monday)
+        expected = replayed_counts(engine, monday)
+        assert snapshot_counts(engine, monday) == expected
+        assert snapshot_counts(engine, monday, "n_current") == expected
+        assert result.totals == {"encryption": 48, "e2ee": 36}
+    # The data must move between weeks, or equal counts would prove little.
+    assert replayed_counts(engine, PROGRAM_WEEKS[0]) != replayed_counts(engine, PROGRAM_WEEKS[-1])
+
+
+def test_backfill_equals_closing_weeks_one_by_one(engine):
+    build_dataset(engine, seed=3)
+    through = date(2020, 5, 31)
+    one_by_one = {}
+    with write_session(engine) as s:
+        for monday in PROGRAM_WEEKS:
+            if monday > through:
+                break
+            close_week(session=s, actor=SYSTEM, week_start=monday)
+        rows = s.execute(select(*SNAPSHOT_KEY, WeeklySnapshot.n_reported)).all()
+        one_by_one = {tuple(r[:5]): r[5] for r in rows}
+        s.rollback()
+    with write_session(engine) as s:
+        results = backfill_weeks(session=s, actor=SYSTEM, through=through)
+    assert [r.week_label for r in results] == [f"2020-W{w}" for w in range(14, 23)]
+    with read_session(engine) as s:
+        rows = s.execute(select(*SNAPSHOT_KEY, WeeklySnapshot.n_reported)).all()
+    assert {tuple(r[:5]): r[5] for r in rows} == one_by_one
+    assert len(one_by_one) > 50
+
+
+def test_backfill_closes_only_open_weeks_and_stops_at_the_program_today(engine, monkeypatch):
+    from lockstep.config import get_settings
+
+    build_dataset(engine, tenants=12)
+    monkeypatch.setenv("LOCKSTEP_AS_OF", "2020-05-20")
+    get_settings.cache_clear()
+    try:
+        with write_session(engine) as s:
+            close_week(session=s, actor=SYSTEM, week_start=W15)
+        with write_session(engine) as s:
+            results = backfill_weeks(session=s, actor=SYSTEM)
+        # From the program's first week (2020-W14) to the week holding 2020-05-20 (W21), minus W15.
+        assert [r.week_label for r in results] == ["2020-W14"] + [f"2020-W{w}" for w in range(16, 22)]
+        with write_session(engine) as s:
+            assert backfill_weeks(session=s, actor=SYSTEM) == []
+        with write_session(engine) as s, pytest.raises(ValidationError, match="already closed; nothing"):
+            close_latest_week(session=s, actor=SYSTEM)
+    finally:
+        get_settings.cache_clear()
+    with read_session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(SnapshotWeek)) == 8
+        actions = s.scalars(
+            select(AuditEntry.entity_id).where(AuditEntry.action == "snapshot.close_week")
+        ).all()
+    assert sorted(actions) == [f"2020-W{w}" for w in range(14, 22)]
+
+
+def test_close_latest_week_closes_the_last_week_that_ended(engine):
+    build_dataset(engine, tenants=8)
+    with write_session(engine) as s:
+        result = close_latest_week(session=s, actor=SYSTEM)
+    # No LOCKSTEP_AS_OF and the program is over: the week holding its last day, 2020-06-30.
+    assert result.week_label == "2020-W27"
+    assert snapshot_counts(engine, date(2020, 6, 29)) == replayed_counts(engine, date(2020, 6, 29))
+
+
+def test_a_back_dated_event_after_close_restates_the_week(engine):
+    build_dataset(engine, seed=5)
+    monday = W15 + timedelta(days=14)
+    with write_session(engine) as s:
+        close_week(session=s, actor=SYSTEM, week_start=monday)
+        close_week(session=s, actor=SYSTEM, week_start=monday + timedelta(days=7))
+    reported = snapshot_counts(engine, monday)
+    with read_session(engine) as s:
+        # Tenants with no encryption event yet: a back-dated event is legal for any of them.
+        quiet = s.scalars(
+            select(Tenant.external_id)
+            .join(CurrentState, CurrentState.tenant_id == Tenant.id)
+            .where(CurrentState.track_code == "encryption", CurrentState.last_event_id.is_(None))
+            .order_by(Tenant.id)
+        ).all()
+    assert quiet
+    tenant = quiet[0]
+    with write_session(engine) as s:
+        record_event(session=s, actor=SYSTEM, tenant_external_id=tenant, track="encryption",
+                     stage="gcm_enabled", occurred_at=datetime.combine(monday, datetime.min.time())
+                     + timedelta(days=2), source="test")
+    assert snapshot_counts(engine, monday) == reported  # as reported: frozen
+    current = snapshot_counts(engine, monday, "n_current")
+    assert current != reported
+    assert current == replayed_counts(engine, monday)
+    assert snapshot_counts(engine, monday + timedelta(days=7), "n_current") == replayed_counts(
+        engine, monday + timedelta(days=7))
+
+
+def test_refuses_a_double_close_an_unfinished_week_a_non_monday_and_an_executive(engine):
+    build_dataset(engine, tenants=4)
+    with write_session(engine) as s:
+        close_week(session=s, actor=SYSTEM, week_start=W15)
+    with write_session(engine) as s, pytest.raises(ValidationError, match="2020-W15 was already closed"):
+        close_week(session=s, actor=SYSTEM, week_start=W15)
+    this_week = week_start(utcnow().date())
+    with write_session(engine) as s, pytest.raises(ValidationError, match="has not ended yet"):
+        close_week(session=s, actor=SYSTEM, week_start=this_week)
+    with write_session(engine) as s, pytest.raises(ValidationError, match="has not ended yet"):
+        backfill_weeks(session=s, actor=SYSTEM, through=utcnow().date())
+    with write_session(engine) as s, pytest.raises(ValidationError, match="is not a Monday"):
+        close_week(session=s, actor=SYSTEM, week_start=W15 + timedelta(days=2))
+    with write_session(engine) as s, pytest.raises(PermissionDenied):
+        close_week(session=s, actor=EXECUTIVE, week_start=W15 + timedelta(days=7))
+    with read_session(engine) as s:
+        assert s.scalars(select(SnapshotWeek.week_start)).all() == [W15]
+
+
+def test_backfill_without_a_program_says_to_sync_the_plan(engine):
+    with write_session(engine) as s, pytest.raises(ValidationError, match="plan sync"):
+        backfill_weeks(session=s, actor=SYSTEM)
