@@ -1,0 +1,119 @@
+"""When will every tenant be done? Pure arithmetic over closed weeks, no database.
+
+The pace is the average number of tenants reaching the final stage per week over the
+last few closed weeks; the projection extends that pace from the last closed week to
+100% and compares the day it lands on with the track's deadline.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+PACE_WEEKS = 3
+
+
+@dataclass(frozen=True)
+class WeekPoint:
+    """Tenants at the final stage, out of all tenants on the track, at the end of one week."""
+
+    week_start: date
+    done: int
+    total: int
+
+    @property
+    def as_of(self) -> date:
+        """The week's last day (its counts hold at the end of that Sunday)."""
+        return self.week_start + timedelta(days=6)
+
+    @property
+    def pct(self) -> float:
+        """Share done, in percent (0 when the track has no tenants)."""
+        return 100.0 * self.done / self.total if self.total else 0.0
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """Pace, projected completion and how it compares with the deadline.
+
+    status: "done" (100% reached, `projected` is the first day it held), "projected"
+    (reached on `projected` at this pace), "never" (pace zero or negative) or "unknown"
+    (fewer than two closed weeks, so no pace).
+    """
+
+    history: tuple[WeekPoint, ...]
+    deadline: date | None
+    status: str
+    pace: float | None = None
+    pace_weeks: int = 0
+    projected: date | None = None
+
+    @property
+    def days_late(self) -> int | None:
+        """Days the projection lands after the deadline (negative: early); None when unknown."""
+        if self.projected is None or self.deadline is None:
+            return None
+        return (self.projected - self.deadline).days
+
+    @property
+    def last(self) -> WeekPoint | None:
+        """The newest closed week the forecast starts from."""
+        return self.history[-1] if self.history else None
+
+    @property
+    def summary(self) -> str:
+        """One sentence an executive reads: pace, the day 100% is reached, against the deadline."""
+        if self.status == "unknown":
+            if not self.history:
+                return "No closed weeks yet: no forecast"
+            return "Only one closed week: not enough weeks yet to measure a pace"
+        if self.status == "done":
+            return f"100% reached on {self.projected:%Y-%m-%d}{self._against_deadline()}"
+        pace = f"at {format_pace(self.pace)} tenants/week"
+        if self.status == "never":
+            return f"{pace} over the last {self.pace_weeks} week(s): 100% is never reached at this pace"
+        return f"{pace}: 100% on {self.projected:%Y-%m-%d}{self._against_deadline()}"
+
+    def _against_deadline(self) -> str:
+        late = self.days_late
+        if late is None:
+            return ""
+        if late == 0:
+            return f", on the {self.deadline:%Y-%m-%d} deadline"
+        days = f"{abs(late)} day{'s' if abs(late) != 1 else ''}"
+        return f", {days} {'after' if late > 0 else 'before'} the {self.deadline:%Y-%m-%d} deadline"
+
+
+def format_pace(pace: float | None) -> str:
+    """A pace for people: whole tenants when large, one decimal when small."""
+    if pace is None:
+        return "?"
+    return f"{pace:,.0f}" if abs(pace) >= 10 else f"{pace:,.1f}"
+
+
+def project(history: Sequence[WeekPoint], *, deadline: date | None, window: int = PACE_WEEKS) -> Forecast:
+    """Forecast from closed weeks in time order: pace over the last `window` weeks, projected to 100%."""
+    points = tuple(sorted(history, key=lambda p: p.week_start))
+    if not points:
+        return Forecast(points, deadline, "unknown")
+    last = points[-1]
+    if last.total and last.done >= last.total:
+        first = len(points) - 1
+        # The day 100% was first reached and held since.
+        while first > 0 and points[first - 1].done >= points[first - 1].total:
+            first -= 1
+        return Forecast(points, deadline, "done", projected=points[first].as_of)
+    if len(points) < 2:
+        return Forecast(points, deadline, "unknown")
+    base = points[-1 - min(window, len(points) - 1)]
+    # Measured in days, not in points: a week nobody closed must not shrink the pace window.
+    weeks = (last.week_start - base.week_start).days / 7
+    pace = (last.done - base.done) / weeks
+    used = round(weeks)
+    if pace <= 0:
+        return Forecast(points, deadline, "never", pace=pace, pace_weeks=used)
+    days = math.ceil((last.total - last.done) / pace * 7)
+    return Forecast(points, deadline, "projected", pace=pace, pace_weeks=used,
+                    projected=last.as_of + timedelta(days=days))
