@@ -1,0 +1,196 @@
+"""Sign-in: argon2 passwords, a growing delay and a lock-out kept in the database, all audited."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from lockstep.db import read_session, write_session
+from lockstep.models import AuditEntry, User
+from lockstep.permissions import SYSTEM, Actor
+from lockstep.services import audit
+from lockstep.services.auth import (
+    LOCKOUT,
+    MAX_FAILURES,
+    SIGN_IN_FAILED,
+    SignInFailed,
+    authenticate,
+    delay_after,
+    sign_in_trusted,
+    sign_out,
+    still_valid,
+)
+from lockstep.services.users import add_user, deactivate_user, set_password, set_role
+
+T0 = datetime(2020, 5, 1, 9, 0)
+EMAIL = "dana.lee@x.example"
+PASSWORD = "correct horse battery"
+WRONG = "Tr0ub4dor&3-wrong"
+
+
+@pytest.fixture
+def users(engine):
+    """Dana (account manager) and an admin, with known passwords."""
+    with write_session(engine) as s:
+        add_user(session=s, actor=SYSTEM, email=EMAIL, role="account_manager", password=PASSWORD)
+        add_user(session=s, actor=SYSTEM, email="admin@x.example", role="admin", password=PASSWORD + "!")
+    return engine
+
+
+def _attempt(engine, password, *, at, email=EMAIL) -> Actor:
+    # The exception leaves the write session on purpose: what was recorded must survive it.
+    with write_session(engine) as s:
+        return authenticate(session=s, email=email, password=password, now=at)
+
+
+def _fail(engine, password=WRONG, *, at, email=EMAIL) -> str:
+    with pytest.raises(SignInFailed) as info:
+        _attempt(engine, password, at=at, email=email)
+    return str(info.value)
+
+
+def _user(engine) -> User:
+    with read_session(engine) as s:
+        user = s.scalar(select(User).where(User.email == EMAIL))
+        s.expunge_all()
+        return user
+
+
+def _audit(engine, since: int = 0) -> list[AuditEntry]:
+    with read_session(engine) as s:
+        entries = list(s.scalars(select(AuditEntry).where(AuditEntry.id > since).order_by(AuditEntry.id)))
+        s.expunge_all()
+        return entries
+
+
+def _last_id(engine) -> int:
+    entries = _audit(engine)
+    return entries[-1].id if entries else 0
+
+
+def test_the_right_password_signs_in_as_the_users_role(users):
+    start = _last_id(users)
+    actor = _attempt(users, PASSWORD, at=T0, email="  Dana.Lee@X.example ")
+    assert (actor.email, actor.role) == (EMAIL, "account_manager")
+    assert actor.user_id == _user(users).id
+    assert _user(users).last_login_at == T0
+    [entry] = _audit(users, start)
+    assert (entry.action, entry.actor, entry.entity_id) == ("auth.sign_in", EMAIL, EMAIL)
+    assert entry.after["method"] == "password"
+
+
+def test_unknown_email_and_wrong_password_get_the_same_message_and_are_audited(users):
+    start = _last_id(users)
+    wrong = _fail(users, at=T0)
+    unknown = _fail(users, PASSWORD, at=T0, email="nobody@x.example")
+    assert wrong == unknown == SIGN_IN_FAILED
+    entries = _audit(users, start)
+    assert [(e.action, e.actor, e.entity_id, e.after["reason"]) for e in entries] == [
+        ("auth.sign_in_failed", "anonymous", EMAIL, "wrong password"),
+        ("auth.sign_in_failed", "anonymous", "nobody@x.example", "unknown e-mail"),
+    ]
+
+
+def test_the_delay_doubles_with_each_failure_and_no_attempt_is_checked_inside_it(users):
+    at = T0
+    for n in range(1, MAX_FAILURES):
+        _fail(users, at=at)
+        u = _user(users)
+        assert u.failed_logins == n
+        assert u.locked_until == at + timedelta(seconds=2 ** (n - 1))
+        # Even the right password is refused before the not-before time, and does not count.
+        assert _fail(users, PASSWORD, at=u.locked_until - timedelta(milliseconds=1)) == SIGN_IN_FAILED
+        assert _user(users).failed_logins == n
+        at = u.locked_until
+    assert _attempt(users, PASSWORD, at=at).email == EMAIL
+    u = _user(users)
+    assert (u.failed_logins, u.locked_until) == (0, None)
+
+
+def test_after_max_failures_the_account_is_locked_for_the_lockout(users):
+    at = T0
+    for _ in range(MAX_FAILURES):
+        _fail(users, at=at)
+        at = _user(users).locked_until
+    u = _user(users)
+    locked_at = u.locked_until - LOCKOUT
+    assert u.failed_logins == MAX_FAILURES
+    assert u.locked_until - locked_at == timedelta(minutes=15)
+    start = _last_id(users)
+    _fail(users, PASSWORD, at=locked_at + LOCKOUT - timedelta(seconds=1))
+    [entry] = _audit(users, start)
+    assert entry.action == "auth.locked" and entry.after["failures"] == MAX_FAILURES
+    # One more failure after the lock-out ends locks it again at once.
+    _fail(users, at=locked_at + LOCKOUT)
+    assert _user(users).locked_until == locked_at + 2 * LOCKOUT
+    assert _attempt(users, PASSWORD, at=locked_at + 2 * LOCKOUT).role == "account_manager"
+
+
+def test_an_admin_resetting_the_password_lifts_the_lock(users):
+    at = T0
+    for _ in range(MAX_FAILURES):
+        _fail(users, at=at)
+        at = _user(users).locked_until
+    with write_session(users) as s:
+        set_password(session=s, actor=SYSTEM, email=EMAIL, password="a new long password")
+    assert _attempt(users, "a new long password", at=T0 + timedelta(minutes=1)).email == EMAIL
+
+
+def test_a_deactivated_user_is_refused_with_the_same_message(users):
+    with write_session(users) as s:
+        deactivate_user(session=s, actor=SYSTEM, email=EMAIL)
+    assert _fail(users, PASSWORD, at=T0) == SIGN_IN_FAILED
+    assert _audit(users)[-1].after["reason"] == "inactive"
+
+
+def test_the_password_is_never_written_to_the_audit_log(users):
+    _fail(users, at=T0)
+    _fail(users, WRONG + "2", at=T0, email="ghost@x.example")
+    _attempt(users, PASSWORD, at=T0 + timedelta(seconds=1))
+    text = " ".join(f"{e.before} {e.after} {e.entity_id} {e.actor}" for e in _audit(users))
+    for secret in (PASSWORD, WRONG, WRONG + "2", "argon2"):
+        assert secret not in text
+    with read_session(users) as s:
+        assert audit.verify(s).ok
+
+
+def test_trusted_sign_in_maps_a_known_email_to_its_role_and_refuses_others(users):
+    with write_session(users) as s:
+        actor = sign_in_trusted(session=s, email="ADMIN@x.example", method="sso", now=T0)
+    assert (actor.email, actor.role) == ("admin@x.example", "admin")
+    with pytest.raises(SignInFailed, match="has no active Lockstep account"), write_session(users) as s:
+        sign_in_trusted(session=s, email="stranger@elsewhere.example", method="sso", now=T0)
+    entries = _audit(users)[-2:]
+    assert [(e.action, e.after["method"]) for e in entries] == [
+        ("auth.sign_in", "sso"),
+        ("auth.sign_in_failed", "sso"),
+    ]
+
+
+def test_sign_out_is_audited(users):
+    actor = _attempt(users, PASSWORD, at=T0)
+    with write_session(users) as s:
+        sign_out(session=s, actor=actor)
+    entry = _audit(users)[-1]
+    assert (entry.action, entry.actor) == ("auth.sign_out", EMAIL)
+
+
+def test_a_session_follows_role_changes_and_ends_when_the_user_is_deactivated(users):
+    actor = _attempt(users, PASSWORD, at=T0)
+    with write_session(users) as s:
+        set_role(session=s, actor=SYSTEM, email=EMAIL, role="executive")
+    with read_session(users) as s:
+        assert still_valid(session=s, actor=actor).role == "executive"
+    with write_session(users) as s:
+        deactivate_user(session=s, actor=SYSTEM, email=EMAIL)
+    with read_session(users) as s:
+        assert still_valid(session=s, actor=actor) is None
+
+
+@pytest.mark.parametrize(
+    "failures, seconds", [(0, 0), (1, 1), (2, 2), (3, 4), (4, 8), (5, 900), (9, 900)]
+)
+def test_delay_after(failures, seconds):
+    assert delay_after(failures) == timedelta(seconds=seconds)
