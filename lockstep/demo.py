@@ -25,6 +25,15 @@ from datetime import date, datetime, time
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from lockstep.db import write_session
+from lockstep.errors import LockstepError
+from lockstep.models import Program, Tenant, Tier, Track
+from lockstep.permissions import Actor, require
+from lockstep.services.rollout import load_track_rules
+from lockstep.services.users import add_user, get_user
 
 PROGRAM_START = date(2020, 4, 1)
 PROGRAM_END = date(2020, 6, 30)
@@ -59,10 +68,11 @@ ACCOUNT_MANAGERS = (
 MANAGER_WEIGHTS = (1.3, 1.2, 1.15, 1.1, 1.05, 1.0, 1.0, 0.95, 0.9, 0.85, 0.8, 0.7)
 SELF_SERVE = "self-serve@lockstep.example"
 MANAGED_TIERS = ("business", "enterprise", "education")
+# One user per role (the e-mails the app tests act as) plus one per account manager.
 DEMO_USERS = (
     ("admin@lockstep.example", "admin", "Avery Admin"),
-    ("security.lead@lockstep.example", "security_lead", "Jordan Security"),
-    ("executive@lockstep.example", "executive", "Morgan Exec"),
+    ("lead@lockstep.example", "security_lead", "Jordan Lead"),
+    ("exec@lockstep.example", "executive", "Morgan Exec"),
 ) + tuple((email, "account_manager", name) for email, name in ACCOUNT_MANAGERS)
 DEFAULT_DEMO_PASSWORD = "lockstep-demo"
 
@@ -626,11 +636,84 @@ def demo_password() -> str:
     return os.environ.get("LOCKSTEP_DEMO_PASSWORD") or DEFAULT_DEMO_PASSWORD
 
 
-def program_window(
-    program_start: date = PROGRAM_START, program_end: date = PROGRAM_END
-) -> tuple[datetime, datetime]:
-    """The first and last instants demo events may carry for a program."""
-    return datetime.combine(program_start, time()), datetime.combine(program_end, time(23, 59))
+def load_demo(
+    *, engine: Engine, tenants: int, seed: int, actor: Actor, as_of: datetime | None = None
+) -> dict:
+    """Load generated tenants, events and demo users into an empty database with a synced plan.
+
+    One transaction: the tenants, their events and the users land together or not at all.
+    Returns {"tenants", "events", "users_added", "users_kept", "seed"}.
+    """
+    from lockstep.services import imports  # the import path is the one CSV uploads use
+
+    require(actor, "demo.load")
+    with write_session(engine) as session:
+        program, blocking = _check_plan(session)
+        existing = session.scalar(select(func.count()).select_from(Tenant))
+        if existing:
+            raise LockstepError(
+                f"the database already has {existing} tenants; demo data loads only into an empty "
+                "database (use a fresh database, or `python -m lockstep demo --if-empty`)"
+            )
+        data = generate_demo(
+            tenants=tenants,
+            seed=seed,
+            program_start=program.start_date,
+            program_end=program.end_date,
+            as_of=as_of,
+            e2ee_blocking=blocking,
+        )
+        added_tenants = imports.import_tenant_frame(
+            session=session, frame=data.tenants, actor=actor, source_name="demo"
+        )
+        added_events = imports.import_event_frame(
+            session=session, frame=data.events, actor=actor, source_name="demo"
+        )
+        added, kept = _add_demo_users(session, actor)
+    return {
+        "tenants": added_tenants.added,
+        "events": added_events.added,
+        "users_added": added,
+        "users_kept": kept,
+        "seed": seed,
+    }
+
+
+def _check_plan(session: Session) -> tuple[Program, tuple[str, ...]]:
+    """The synced program and E2EE blocking features; LockstepError when the plan does not fit the demo."""
+    hint = "run `python -m lockstep plan sync` first"
+    program = session.scalars(select(Program).order_by(Program.start_date)).first()
+    rules = load_track_rules(session)
+    missing = [code for code in TRACK_STAGES if code not in rules]
+    if program is None or missing:
+        raise LockstepError(
+            f"the plan is not synced (no {'program' if program is None else 'track ' + missing[0]}); {hint}"
+        )
+    for code, stages in TRACK_STAGES.items():
+        if rules[code].stages != stages or rules[code].tiers != frozenset(TRACK_TIERS[code]):
+            raise LockstepError(
+                f"track '{code}' in the database has stages {', '.join(rules[code].stages)} for tiers "
+                f"{', '.join(sorted(rules[code].tiers))}; the demo writes stages {', '.join(stages)} "
+                f"for tiers {', '.join(sorted(TRACK_TIERS[code]))}"
+            )
+    tiers = set(session.scalars(select(Tier.code)))
+    if not set(TIERS) <= tiers:
+        raise LockstepError(f"the plan has no tier {', '.join(sorted(set(TIERS) - tiers))}; {hint}")
+    blocking = session.scalar(select(Track.blocking_features).where(Track.code == "e2ee")) or []
+    return program, tuple(blocking)
+
+
+def _add_demo_users(session: Session, actor: Actor) -> tuple[int, int]:
+    """Create DEMO_USERS that do not exist yet; returns (added, kept)."""
+    password = demo_password()
+    added = kept = 0
+    for email, role, name in DEMO_USERS:
+        if get_user(session=session, email=email) is not None:
+            kept += 1
+            continue
+        add_user(session=session, actor=actor, email=email, role=role, password=password, display_name=name)
+        added += 1
+    return added, kept
 
 
 __all__ = [
@@ -641,5 +724,5 @@ __all__ = [
     "SPECIAL_NAMES",
     "demo_password",
     "generate_demo",
-    "program_window",
+    "load_demo",
 ]
