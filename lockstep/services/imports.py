@@ -1,0 +1,1347 @@
+"""Bulk imports of tenants and rollout events, from CSV files or in-memory frames.
+
+Every import has two phases. The first reads the whole input in chunks and validates
+every row against the database (nothing is written); any bad value rejects the import
+with ImportRejected listing each bad row. The second writes everything in the same
+transaction: rows, current state, stage counts and one audit entry.
+
+Re-importing a file adds nothing: a tenant identical to the stored one and an event
+already stored (same tenant, track, time and stage) are skipped, and an import that
+changes nothing writes nothing at all, not even an audit entry.
+
+File formats: docs/csv-formats.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from lockstep import csvio
+from lockstep.clock import utcnow, week_end
+from lockstep.db import write_session
+from lockstep.errors import ImportRejected, RowError
+from lockstep.models import (
+    CurrentState,
+    RolloutEvent,
+    SnapshotWeek,
+    Tenant,
+    TenantFeature,
+    Tier,
+)
+from lockstep.permissions import Actor, require
+from lockstep.rollout_rules import RuleViolation, State, TrackRules, apply_event, initial_state
+from lockstep.services import audit
+from lockstep.services.rollout import (
+    FUTURE_TOLERANCE,
+    _restate_closed_weeks,
+    load_track_rules,
+    rebuild_stage_counts,
+)
+
+Progress = Callable[[int, int | None], None]
+
+TENANT_COLUMNS = (
+    "external_id",
+    "name",
+    "tier",
+    "region",
+    "seats",
+    "account_manager",
+    "client_version",
+    "features",
+)
+EVENT_COLUMNS = ("tenant_id", "track", "stage", "occurred_at")
+EVENT_OPTIONAL = ("source", "note")
+DEFAULT_SOURCE = "import"
+ERROR_CAP = 50
+# Validation memory is one chunk of text at a time; writes go in batches this size.
+FRAME_CHUNK = 100_000
+WRITE_CHUNK = 50_000
+# Above this many tenants, one scan beats batches of `IN (...)` look-ups.
+SCAN_AT = 20_000
+IN_BATCH = 500
+MAX_SEATS = 2_147_483_647
+MAX_LEN = {
+    "external_id": 64,
+    "name": 200,
+    "tier": 32,
+    "region": 32,
+    "account_manager": 254,
+    "client_version": 32,
+    "features": 2000,
+    "source": 64,
+}
+FEATURE_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+VERSION = r"^\d+(\.\d+)*$"
+WHOLE_NUMBER = r"^\d{1,12}$"
+
+
+@dataclass
+class ImportResult:
+    """What an import did: data rows read, rows added, rows updated, rows skipped as already there."""
+
+    kind: str
+    added: int
+    skipped: int
+    updated: int = 0
+    rows: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"{self.kind}: {self.rows} row(s) read; added {self.added}, updated {self.updated}, "
+            f"skipped {self.skipped} already present"
+        )
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def import_tenants(*, engine, path, actor: Actor, progress: Progress | None = None) -> ImportResult:
+    """Validate a tenants CSV, then add new tenants and update changed ones in one transaction."""
+    require(actor, "import.run")
+    info = _open(path, TENANT_COLUMNS)
+    with write_session(engine) as session:
+        return _import_tenants(
+            session,
+            _file_chunks(info),
+            actor,
+            str(path),
+            info.path.name,
+            info.sha256,
+            _Progress(progress, info.approx_rows),
+        )
+
+
+def import_events(*, engine, path, actor: Actor, progress: Progress | None = None) -> ImportResult:
+    """Validate a rollout events CSV against the rules and stored events, then add them in one transaction."""
+    require(actor, "import.run")
+    info = _open(path, EVENT_COLUMNS, EVENT_OPTIONAL)
+    with write_session(engine) as session:
+        return _import_events(
+            session,
+            _file_chunks(info),
+            actor,
+            str(path),
+            info.path.name,
+            info.sha256,
+            _Progress(progress, info.approx_rows),
+        )
+
+
+def import_tenant_frame(
+    *, session: Session, frame: pd.DataFrame, actor: Actor, source_name: str
+) -> ImportResult:
+    """Import tenants from a frame with the CSV columns, inside the caller's transaction."""
+    require(actor, "import.run")
+    _check_frame_columns(frame, TENANT_COLUMNS, (), source_name)
+    return _import_tenants(
+        session,
+        _frame_chunks(frame),
+        actor,
+        source_name,
+        source_name,
+        _frame_digest(frame),
+        _Progress(None, len(frame)),
+    )
+
+
+def import_event_frame(
+    *, session: Session, frame: pd.DataFrame, actor: Actor, source_name: str
+) -> ImportResult:
+    """Import rollout events from a frame with the CSV columns, inside the caller's transaction."""
+    require(actor, "import.run")
+    _check_frame_columns(frame, EVENT_COLUMNS, EVENT_OPTIONAL, source_name)
+    return _import_events(
+        session,
+        _frame_chunks(frame),
+        actor,
+        source_name,
+        source_name,
+        _frame_digest(frame),
+        _Progress(None, len(frame)),
+    )
+
+
+# --------------------------------------------------------------------------- input plumbing
+
+
+def _open(path, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> csvio.CsvFile:
+    try:
+        info = csvio.inspect_file(path)
+    except csvio.FileRejected as exc:
+        raise ImportRejected(str(path), exc.errors[:ERROR_CAP], len(exc.errors), ERROR_CAP) from None
+    errors = csvio.check_header(info.columns, required, optional)
+    if errors:
+        raise ImportRejected(str(path), errors[:ERROR_CAP], len(errors), ERROR_CAP)
+    return info
+
+
+def _file_chunks(info: csvio.CsvFile) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    return csvio.iter_chunks(info)
+
+
+def _check_frame_columns(frame: pd.DataFrame, required, optional, source_name: str) -> None:
+    columns = tuple(str(c).strip().lower() for c in frame.columns)
+    errors = csvio.check_header(columns, required, optional)
+    if errors:
+        raise ImportRejected(source_name, errors[:ERROR_CAP], len(errors), ERROR_CAP)
+
+
+def _frame_chunks(frame: pd.DataFrame) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    # Rows are numbered as if the frame were written to a file with a header (first row is 2).
+    frame = frame.rename(columns=lambda c: str(c).strip().lower())
+    for start in range(0, len(frame), FRAME_CHUNK):
+        part = frame.iloc[start : start + FRAME_CHUNK]
+        cols = {}
+        for name in part.columns:
+            col = part[name]
+            if name == "occurred_at" and pd.api.types.is_datetime64_any_dtype(col.dtype):
+                cols[name] = col.reset_index(drop=True)
+            elif name == "features" and col.dtype == object:
+                cols[name] = pd.Series(
+                    [
+                        "|".join(v) if isinstance(v, list | tuple | set) else ("" if v is None else str(v))
+                        for v in col
+                    ],
+                    dtype="str",
+                ).str.strip()
+            else:
+                cols[name] = col.fillna("").astype("str").str.strip().reset_index(drop=True)
+        yield pd.DataFrame(cols), np.arange(start + 2, start + 2 + len(part), dtype=np.int64)
+
+
+def _frame_digest(frame: pd.DataFrame) -> str:
+    hashed = pd.util.hash_pandas_object(frame.astype("str"), index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes()).hexdigest()
+
+
+class _Progress:
+    """progress(done, total): the first half of `total` is validation, the second writing."""
+
+    def __init__(self, callback: Progress | None, total: int | None):
+        self.callback, self.total = callback, total
+        self.validated = self.written = 0
+
+    def validate(self, n: int) -> None:
+        self.validated += n
+        self._emit()
+
+    def write(self, n: int) -> None:
+        self.written += n
+        self._emit()
+
+    def finish(self, rows: int) -> None:
+        self.total = self.validated = self.written = rows
+        self._emit()
+
+    def _emit(self) -> None:
+        if self.callback is None:
+            return
+        total = max(self.total, self.validated) if self.total is not None else None
+        self.callback((self.validated + self.written) // 2, total)
+
+
+class _Errors:
+    """Every bad value is counted; the `cap` earliest (by row, then column) are kept to report."""
+
+    def __init__(self, columns: tuple[str, ...], cap: int = ERROR_CAP):
+        self.order = {c: i for i, c in enumerate(columns)}
+        self.cap = cap
+        self.total = 0
+        self.kept: list[RowError] = []
+
+    def add(self, row: int, column: str, value: Any, reason: str) -> None:
+        self.total += 1
+        self.kept.append(RowError(int(row), column, _show(value), reason))
+        if len(self.kept) > 4 * self.cap:
+            self._trim()
+
+    def add_mask(
+        self,
+        rows: np.ndarray,
+        mask: np.ndarray,
+        column: str,
+        values: pd.Series | np.ndarray,
+        reason: str | Callable[[int], str],
+    ) -> None:
+        """Count every row in `mask`; materialise messages for the earliest `cap` only."""
+        hits = np.flatnonzero(mask)
+        if not len(hits):
+            return
+        self.total += len(hits)
+        first = hits[np.argsort(rows[hits], kind="stable")[: self.cap]]
+        for i in first:
+            why = reason(int(i)) if callable(reason) else reason
+            value = values.iloc[i] if isinstance(values, pd.Series) else values[i]
+            self.kept.append(RowError(int(rows[i]), column, _show(value), why))
+        self._trim()
+
+    def _trim(self) -> None:
+        self.kept.sort(key=lambda e: (e.row, self.order.get(e.column, len(self.order))))
+        del self.kept[self.cap :]
+
+    def raise_if_any(self, path: str) -> None:
+        if self.total:
+            self._trim()
+            raise ImportRejected(path, list(self.kept), self.total, self.cap)
+
+
+def _show(value: Any) -> str:
+    text_value = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+    return text_value if len(text_value) <= 80 else text_value[:77] + "..."
+
+
+def _read_all(
+    chunks: Iterator[tuple[pd.DataFrame, np.ndarray]], check, errors: _Errors, path: str, progress: _Progress
+) -> int:
+    """Feed every chunk to `check`; a file that is not a table at all rejects at once."""
+    rows = 0
+    try:
+        for frame, numbers in chunks:
+            check(frame, numbers)
+            rows += len(frame)
+            progress.validate(len(frame))
+    except csvio.FileRejected as exc:
+        for e in exc.errors:
+            errors.add(e.row, e.column, e.value, e.reason)
+    return rows
+
+
+def _missing(frame: pd.DataFrame, rows: np.ndarray, columns: Iterable[str], errors: _Errors) -> np.ndarray:
+    ok = np.ones(len(frame), dtype=bool)
+    for col in columns:
+        empty = (frame[col] == "").to_numpy()
+        errors.add_mask(rows, empty, col, frame[col], "missing required value")
+        ok &= ~empty
+    return ok
+
+
+def _too_long(frame: pd.DataFrame, rows: np.ndarray, columns: Iterable[str], errors: _Errors) -> np.ndarray:
+    ok = np.ones(len(frame), dtype=bool)
+    for col in columns:
+        long_ = (frame[col].str.len() > MAX_LEN[col]).to_numpy()
+        errors.add_mask(rows, long_, col, frame[col], f"text too long (at most {MAX_LEN[col]} characters)")
+        ok &= ~long_
+    return ok
+
+
+def _lookup(values: pd.Series, known: pa.Array) -> np.ndarray:
+    """Position of each value in `known`, -1 when absent."""
+    found = pc.index_in(pa.array(values, type=pa.string()), value_set=known)
+    return np.asarray(found.fill_null(-1), dtype=np.int64)
+
+
+def _matches(values: pd.Series, pattern: str) -> np.ndarray:
+    return np.asarray(pc.match_substring_regex(pa.array(values, type=pa.string()), pattern), dtype=bool)
+
+
+# --------------------------------------------------------------------------- SQL plumbing
+
+
+def _batched(rows: Iterable[tuple], size: int) -> Iterator[list[tuple]]:
+    it = iter(rows)
+    while batch := list(itertools.islice(it, size)):
+        yield batch
+
+
+def _bulk_insert(
+    session: Session,
+    table: Table,
+    columns: list[str],
+    rows: Iterable[tuple],
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Insert tuples at driver speed: executemany on SQLite, COPY on PostgreSQL.
+
+    The statement is compiled from a Core insert() so column names come from the model;
+    the rows skip SQLAlchemy's per-row parameter processing, which measured at a third
+    of the driver's speed here (see benchmarks/README.md). Datetimes must be passed as
+    text from csvio.format_timestamps, which is how SQLAlchemy stores them on SQLite.
+    """
+    conn = session.connection()
+    driver = conn.connection.driver_connection
+    n = 0
+    if conn.dialect.name == "postgresql":
+        cols = ", ".join(table.c[c].name for c in columns)
+        with driver.cursor() as cur:
+            for batch in _batched(rows, WRITE_CHUNK):
+                with cur.copy(f"COPY {table.name} ({cols}) FROM STDIN") as copy:
+                    for row in batch:
+                        copy.write_row(row)
+                n += len(batch)
+                if progress:
+                    progress(len(batch))
+        return n
+    sql = str(insert(table).compile(dialect=conn.dialect, column_keys=columns))
+    cur = driver.cursor()
+    try:
+        for batch in _batched(rows, WRITE_CHUNK):
+            cur.executemany(sql, batch)
+            n += len(batch)
+            if progress:
+                progress(len(batch))
+    finally:
+        cur.close()
+    return n
+
+
+def _lock(session: Session, table: str) -> None:
+    # PostgreSQL: keep concurrent writers of this table out between validation and write
+    # (reads go on). SQLite's write session already holds the database's write lock.
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
+
+
+def _for_tenants(session: Session, stmt, column, tenant_ids: np.ndarray) -> list:
+    """Rows of `stmt` for these tenant ids: batched IN look-ups, or one scan when there are many."""
+    ids = np.unique(tenant_ids)
+    if len(ids) == 0:
+        return []
+    if len(ids) > SCAN_AT:
+        wanted = set(ids.tolist())
+        return [r for r in session.execute(stmt) if r[0] in wanted]
+    out: list = []
+    for start in range(0, len(ids), IN_BATCH):
+        out += session.execute(stmt.where(column.in_(ids[start : start + IN_BATCH].tolist()))).all()
+    return out
+
+
+def _now_text() -> tuple[datetime, str]:
+    now = utcnow()
+    return now, csvio.format_timestamps(np.array([now], dtype="datetime64[us]"))[0]
+
+
+def _audit(session, actor, kind: str, name: str, sha256: str, result: ImportResult) -> None:
+    audit.append(
+        session,
+        actor,
+        f"import.{kind}",
+        "import",
+        name[:128],
+        after={
+            "file": name,
+            "sha256": sha256,
+            "rows": result.rows,
+            "added": result.added,
+            "skipped": result.skipped,
+            "updated": result.updated,
+        },
+    )
+
+
+# --------------------------------------------------------------------------- tenants
+
+
+class _TenantCheck:
+    """Row checks for a tenants file; keeps the valid rows, normalised, for the write phase."""
+
+    def __init__(self, session: Session, errors: _Errors):
+        self.errors = errors
+        self.tiers = session.scalars(select(Tier.code).order_by(Tier.position, Tier.code)).all()
+        self.tier_set = pa.array(self.tiers, type=pa.string())
+        self.parts: list[pd.DataFrame] = []
+        self.ids: list[pd.DataFrame] = []
+
+    def __call__(self, frame: pd.DataFrame, rows: np.ndarray) -> None:
+        err = self.errors
+        ok = _missing(frame, rows, TENANT_COLUMNS[:6], err)
+        ok &= _too_long(
+            frame,
+            rows,
+            ("external_id", "name", "region", "account_manager", "client_version", "features"),
+            err,
+        )
+        tier_ix = _lookup(frame["tier"], self.tier_set)
+        bad = (tier_ix < 0) & (frame["tier"] != "").to_numpy()
+        err.add_mask(
+            rows,
+            bad,
+            "tier",
+            frame["tier"],
+            lambda i: f"unknown tier '{frame['tier'].iloc[i]}' (tiers: {', '.join(self.tiers)})",
+        )
+        ok &= ~bad
+        seats_text = frame["seats"]
+        whole = _matches(seats_text, WHOLE_NUMBER)
+        seats = np.zeros(len(frame), dtype=np.int64)
+        seats[whole] = seats_text[whole].astype(np.int64).to_numpy()
+        bad = (seats_text != "").to_numpy() & (~whole | (seats <= 0) | (seats > MAX_SEATS))
+        err.add_mask(rows, bad, "seats", seats_text, "seats must be a positive whole number")
+        ok &= ~bad
+        version = frame["client_version"]
+        bad = (version != "").to_numpy() & ~_matches(version, VERSION)
+        err.add_mask(rows, bad, "client_version", version, "not a dotted version number like 5.0.2")
+        ok &= ~bad
+        features = []
+        for i, raw in enumerate(frame["features"].tolist()):
+            codes = sorted({f.strip() for f in raw.split("|")} - {""}) if raw else []
+            for code in codes:
+                if not FEATURE_CODE.fullmatch(code):
+                    err.add(
+                        rows[i],
+                        "features",
+                        code,
+                        "not a feature code (lower-case letters, digits and _, e.g. cloud_recording)",
+                    )
+                    ok[i] = False
+            features.append("|".join(codes))
+        keep = pd.DataFrame(
+            {
+                "row": rows,
+                "external_id": frame["external_id"],
+                "name": frame["name"],
+                "tier": frame["tier"],
+                "region": frame["region"],
+                "seats": seats,
+                "account_manager": frame["account_manager"],
+                "client_version": frame["client_version"],
+                "features": pd.Series(features, dtype="str"),
+            }
+        )
+        self.parts.append(keep[ok])
+        # Duplicates are judged over the whole file, so an id on a bad row still counts.
+        self.ids.append(pd.DataFrame({"row": rows, "external_id": frame["external_id"]}))
+
+
+def _import_tenants(
+    session, chunks, actor, path: str, name: str, sha256: str, progress: _Progress
+) -> ImportResult:
+    _lock(session, "tenants")
+    errors = _Errors(TENANT_COLUMNS)
+    check = _TenantCheck(session, errors)
+    rows = _read_all(chunks, check, errors, path, progress)
+    good = pd.concat(check.parts, ignore_index=True) if check.parts else pd.DataFrame(columns=["row"])
+    ids = pd.concat(check.ids, ignore_index=True) if check.ids else pd.DataFrame()
+    if len(ids):
+        ids = ids[ids["external_id"] != ""]
+        dup = ids.duplicated("external_id", keep="first").to_numpy()
+        first = ids.groupby("external_id", sort=False)["row"].transform("first").to_numpy()
+        errors.add_mask(
+            ids["row"].to_numpy(),
+            dup,
+            "external_id",
+            ids["external_id"],
+            lambda i: f"duplicate external_id (first on row {first[i]})",
+        )
+        good = good[~good["row"].isin(ids["row"].to_numpy()[dup])]
+    rules = load_track_rules(session)
+    existing = _existing_tenants(session, good["external_id"].tolist() if len(good) else [])
+    plan = _plan_tenants(session, good, existing, rules, errors)
+    errors.raise_if_any(path)
+
+    result = ImportResult(
+        "tenants", added=len(plan.new), skipped=plan.same, updated=len(plan.changed), rows=rows
+    )
+    if result.added or result.updated:
+        _write_tenants(session, plan, rules, progress)
+        rebuild_stage_counts(session)
+        _audit(session, actor, "tenants", name, sha256, result)
+    progress.finish(rows)
+    return result
+
+
+@dataclass
+class _TenantPlan:
+    new: pd.DataFrame
+    changed: pd.DataFrame  # with id, old_tier, created_at
+    same: int
+    drop_states: list[tuple[int, str]]  # (tenant id, track) no longer covered and never started
+
+
+def _existing_tenants(session: Session, external_ids: list[str]) -> pd.DataFrame:
+    cols = [
+        "id",
+        "external_id",
+        "name",
+        "tier",
+        "region",
+        "seats",
+        "account_manager",
+        "client_version",
+        "created_at",
+    ]
+    if not external_ids:
+        return pd.DataFrame(columns=[*cols, "features"])
+    stmt = select(
+        Tenant.id,
+        Tenant.external_id,
+        Tenant.name,
+        Tenant.tier,
+        Tenant.region,
+        Tenant.seats,
+        Tenant.account_manager,
+        Tenant.client_version,
+        Tenant.created_at,
+    )
+    wanted = sorted(set(external_ids))
+    found: list = []
+    if len(wanted) > SCAN_AT:
+        want = set(wanted)
+        found = [r for r in session.execute(stmt) if r.external_id in want]
+    else:
+        for start in range(0, len(wanted), IN_BATCH):
+            found += session.execute(
+                stmt.where(Tenant.external_id.in_(wanted[start : start + IN_BATCH]))
+            ).all()
+    frame = pd.DataFrame(found, columns=cols)
+    if frame.empty:
+        return frame.assign(features=pd.Series(dtype="str"))
+    feats = _for_tenants(
+        session,
+        select(TenantFeature.tenant_id, TenantFeature.feature),
+        TenantFeature.tenant_id,
+        frame["id"].to_numpy(),
+    )
+    by_tenant: dict[int, list[str]] = {}
+    for tid, feature in feats:
+        by_tenant.setdefault(tid, []).append(feature)
+    frame["features"] = ["|".join(sorted(by_tenant.get(t, []))) for t in frame["id"].tolist()]
+    return frame
+
+
+def _covered(rules: dict[str, TrackRules], tier: str) -> list[str]:
+    return [code for code, r in rules.items() if tier in r.tiers]
+
+
+def _plan_tenants(session, good: pd.DataFrame, existing: pd.DataFrame, rules, errors: _Errors) -> _TenantPlan:
+    if good.empty:
+        return _TenantPlan(good, good, 0, [])
+    merged = good.merge(existing, on="external_id", how="left", suffixes=("", "_db"), indicator=True)
+    is_new = (merged["_merge"] == "left_only").to_numpy()
+    old = merged[~is_new]
+    fields = ["name", "tier", "region", "seats", "account_manager", "client_version", "features"]
+    same_mask = np.ones(len(old), dtype=bool)
+    for f in fields:
+        a, b = old[f].astype("str").to_numpy(), old[f + "_db"].astype("str").to_numpy()
+        same_mask &= a == b
+    changed = old[~same_mask].copy()
+    drop_states: list[tuple[int, str]] = []
+    tier_moves = changed[changed["tier"] != changed["tier_db"]]
+    if len(tier_moves):
+        started = {
+            (t, k)
+            for t, k in _for_tenants(
+                session,
+                select(RolloutEvent.tenant_id, RolloutEvent.track_code).distinct(),
+                RolloutEvent.tenant_id,
+                tier_moves["id"].to_numpy(dtype=np.int64),
+            )
+        }
+        for r in tier_moves.itertuples():
+            tid = int(r.id)
+            lost = [k for k in _covered(rules, r.tier_db) if r.tier not in rules[k].tiers]
+            for k in lost:
+                if (tid, k) in started:
+                    errors.add(
+                        r.row,
+                        "tier",
+                        r.tier,
+                        f"tier change from {r.tier_db} to {r.tier} would drop the tenant's {k} progress "
+                        f"(tier {r.tier} is not on track {k}); record a rollback first or keep the tier",
+                    )
+                else:
+                    drop_states.append((tid, k))
+    return _TenantPlan(merged[is_new], changed, int(same_mask.sum()), drop_states)
+
+
+def _write_tenants(session: Session, plan: _TenantPlan, rules, progress: _Progress) -> None:
+    now, now_text = _now_text()
+    new = plan.new
+    if len(new):
+        before = session.scalar(select(func.coalesce(func.max(Tenant.id), 0)))
+        _bulk_insert(
+            session,
+            Tenant.__table__,
+            [
+                "external_id",
+                "name",
+                "tier",
+                "region",
+                "seats",
+                "account_manager",
+                "client_version",
+                "created_at",
+                "updated_at",
+            ],
+            zip(
+                new["external_id"].tolist(),
+                new["name"].tolist(),
+                new["tier"].tolist(),
+                new["region"].tolist(),
+                new["seats"].astype(int).tolist(),
+                new["account_manager"].tolist(),
+                new["client_version"].tolist(),
+                itertools.repeat(now_text),
+                itertools.repeat(now_text),
+                strict=False,
+            ),
+            progress.write,
+        )
+        # The tenants table is locked (PostgreSQL) or the database is (SQLite), so every id
+        # above the old maximum is one of ours.
+        ids = dict(session.execute(select(Tenant.external_id, Tenant.id).where(Tenant.id > before)).all())
+        new = new.assign(id=new["external_id"].map(ids).astype(np.int64))
+        _insert_features(session, new)
+        states = []
+        for track in rules.values():
+            covered = new[new["tier"].isin(list(track.tiers))]
+            states.append(
+                zip(
+                    covered["id"].tolist(),
+                    itertools.repeat(track.code),
+                    itertools.repeat(track.initial),
+                    itertools.repeat(track.initial),
+                    itertools.repeat(now_text),
+                    itertools.repeat(""),
+                    covered["tier"].tolist(),
+                    covered["region"].tolist(),
+                    covered["account_manager"].tolist(),
+                    strict=False,
+                )
+            )
+        _bulk_insert(
+            session,
+            CurrentState.__table__,
+            [
+                "tenant_id",
+                "track_code",
+                "stage_code",
+                "reached_stage_code",
+                "since",
+                "note",
+                "tier",
+                "region",
+                "account_manager",
+            ],
+            itertools.chain(*states),
+        )
+    changed = plan.changed
+    if len(changed):
+        session.execute(
+            update(Tenant.__table__)
+            .where(Tenant.__table__.c.id == bindparam("b_id"))
+            .values(
+                name=bindparam("b_name"),
+                tier=bindparam("b_tier"),
+                region=bindparam("b_region"),
+                seats=bindparam("b_seats"),
+                account_manager=bindparam("b_am"),
+                client_version=bindparam("b_cv"),
+                updated_at=now,
+            ),
+            [
+                dict(
+                    b_id=int(r.id),
+                    b_name=r.name,
+                    b_tier=r.tier,
+                    b_region=r.region,
+                    b_seats=int(r.seats),
+                    b_am=r.account_manager,
+                    b_cv=r.client_version,
+                )
+                for r in changed.itertuples()
+            ],
+        )
+        session.execute(
+            update(CurrentState.__table__)
+            .where(CurrentState.__table__.c.tenant_id == bindparam("b_id"))
+            .values(
+                tier=bindparam("b_tier"), region=bindparam("b_region"), account_manager=bindparam("b_am")
+            ),
+            [
+                dict(b_id=int(r.id), b_tier=r.tier, b_region=r.region, b_am=r.account_manager)
+                for r in changed.itertuples()
+            ],
+        )
+        feat = changed[changed["features"] != changed["features_db"]]
+        if len(feat):
+            session.execute(
+                delete(TenantFeature.__table__).where(
+                    TenantFeature.__table__.c.tenant_id == bindparam("b_id")
+                ),
+                [{"b_id": int(t)} for t in feat["id"].tolist()],
+            )
+            _insert_features(session, feat.assign(id=feat["id"].astype(np.int64)))
+        for tid, track in plan.drop_states:
+            session.execute(
+                delete(CurrentState).where(CurrentState.tenant_id == tid, CurrentState.track_code == track)
+            )
+        for r in changed[changed["tier"] != changed["tier_db"]].itertuples():
+            gained = [k for k in _covered(rules, r.tier) if r.tier_db not in rules[k].tiers]
+            for k in gained:
+                # No event yet, so the state is what recompute_state derives: initial, since created.
+                session.execute(
+                    insert(CurrentState).values(
+                        tenant_id=int(r.id),
+                        track_code=k,
+                        stage_code=rules[k].initial,
+                        reached_stage_code=rules[k].initial,
+                        since=r.created_at,
+                        note="",
+                        tier=r.tier,
+                        region=r.region,
+                        account_manager=r.account_manager,
+                    )
+                )
+        progress.write(len(changed))
+
+
+def _insert_features(session: Session, tenants: pd.DataFrame) -> None:
+    pairs = (
+        (int(t), f)
+        for t, fs in zip(tenants["id"].tolist(), tenants["features"].tolist(), strict=True)
+        if fs
+        for f in fs.split("|")
+    )
+    _bulk_insert(session, TenantFeature.__table__, ["tenant_id", "feature"], pairs)
+
+
+# --------------------------------------------------------------------------- events
+
+
+class _EventCheck:
+    """Row checks for an events file; keeps the valid rows as compact columns for the rule check."""
+
+    def __init__(self, session: Session, errors: _Errors):
+        self.errors = errors
+        self.rules = load_track_rules(session)
+        self.tracks = list(self.rules)
+        self.track_set = pa.array(self.tracks, type=pa.string())
+        self.stages = sorted({s for r in self.rules.values() for s in r.stages + r.side_stages})
+        self.stage_set = pa.array(self.stages, type=pa.string())
+        self.tiers = session.scalars(select(Tier.code).order_by(Tier.code)).all()
+        # pos[track, stage]: order of an ordered stage, SIDE for a side stage, -1 when not on the track.
+        self.pos = np.full((len(self.tracks) + 1, len(self.stages) + 1), -1, dtype=np.int16)
+        self.cover = np.zeros((len(self.tracks) + 1, len(self.tiers) + 1), dtype=bool)
+        for k, code in enumerate(self.tracks):
+            r = self.rules[code]
+            for p, s in enumerate(r.stages):
+                self.pos[k, self.stages.index(s)] = p
+            for s in r.side_stages:
+                self.pos[k, self.stages.index(s)] = SIDE
+            for t, tier in enumerate(self.tiers):
+                self.cover[k, t] = tier in r.tiers
+        ext, ids, tier_ix = [], [], []
+        tier_pos = {t: i for i, t in enumerate(self.tiers)}
+        for e, i, t in session.execute(select(Tenant.external_id, Tenant.id, Tenant.tier)):
+            ext.append(e)
+            ids.append(i)
+            tier_ix.append(tier_pos.get(t, len(self.tiers)))
+        self.tenant_set = pa.array(ext, type=pa.string())
+        self.tenant_ids = np.asarray(ids, dtype=np.int64)
+        self.tenant_tier = np.asarray(tier_ix, dtype=np.int64)
+        self.limit = np.datetime64(utcnow() + FUTURE_TOLERANCE, "us")
+        self.parts: list[pd.DataFrame] = []
+
+    def __call__(self, frame: pd.DataFrame, rows: np.ndarray) -> None:
+        err = self.errors
+        if "source" not in frame:
+            frame = frame.assign(source="")
+        if "note" not in frame:
+            frame = frame.assign(note="")
+        when = frame["occurred_at"]
+        if pd.api.types.is_datetime64_any_dtype(when.dtype):
+            ok = (
+                _missing(frame.drop(columns="occurred_at"), rows, EVENT_COLUMNS[:3], err)
+                & ~when.isna().to_numpy()
+            )
+            err.add_mask(rows, when.isna().to_numpy(), "occurred_at", when, "missing required value")
+        else:
+            ok = _missing(frame, rows, EVENT_COLUMNS, err)
+        ok &= _too_long(frame, rows, ("source",), err)
+        tenant, track, stage = frame["tenant_id"], frame["track"], frame["stage"]
+
+        ti = _lookup(tenant, self.tenant_set)
+        bad = (ti < 0) & (tenant != "").to_numpy()
+        err.add_mask(rows, bad, "tenant_id", tenant, lambda i: f"no tenant with id '{tenant.iloc[i]}'")
+        ok &= ~bad
+
+        ki = _lookup(track, self.track_set)
+        bad = (ki < 0) & (track != "").to_numpy()
+        err.add_mask(
+            rows,
+            bad,
+            "track",
+            track,
+            lambda i: f"unknown track '{track.iloc[i]}' (tracks: {', '.join(self.tracks)})",
+        )
+        ok &= ~bad
+
+        si = _lookup(stage, self.stage_set)
+        pos = self.pos[ki, si]  # -1 indexes the padding row/column, which is all -1
+        bad = (ki >= 0) & (pos < 0) & (stage != "").to_numpy()
+
+        def no_stage(i: int) -> str:
+            r = self.rules[track.iloc[i]]
+            stages = ", ".join(r.stages + r.side_stages)
+            return f"track '{r.code}' has no stage '{stage.iloc[i]}' (stages: {stages})"
+
+        err.add_mask(rows, bad, "stage", stage, no_stage)
+        ok &= ~bad
+
+        tier = np.where(ti >= 0, self.tenant_tier[np.maximum(ti, 0)], len(self.tiers))
+        bad = (ti >= 0) & (ki >= 0) & ~self.cover[ki, tier]
+
+        def uncovered(i: int) -> str:
+            r = self.rules[track.iloc[i]]
+            return (
+                f"tenant '{tenant.iloc[i]}' is on tier '{self.tiers[tier[i]]}', which track '{r.code}' "
+                f"does not cover (covers: {', '.join(sorted(r.tiers))})"
+            )
+
+        err.add_mask(rows, bad, "track", track, uncovered)
+        ok &= ~bad
+
+        stamps, bad_time = csvio.parse_timestamps(when)
+        if not pd.api.types.is_datetime64_any_dtype(when.dtype):
+            bad_time &= (when != "").to_numpy()
+            err.add_mask(
+                rows,
+                bad_time,
+                "occurred_at",
+                when,
+                "not a date or time: use ISO 8601, e.g. 2020-05-01 or 2020-05-01T14:30:00Z",
+            )
+            ok &= ~bad_time
+        future = ~np.isnat(stamps) & (stamps > self.limit)
+        err.add_mask(
+            rows,
+            future,
+            "occurred_at",
+            when,
+            lambda i: f"time {pd.Timestamp(stamps[i]):%Y-%m-%d %H:%M} is in the future",
+        )
+        ok &= ~future
+
+        if not ok.any():
+            return
+        source = frame["source"].where(frame["source"] != "", DEFAULT_SOURCE)
+        self.parts.append(
+            pd.DataFrame(
+                {
+                    "row": rows[ok],
+                    "tenant": self.tenant_ids[ti[ok]],
+                    "track": ki[ok].astype(np.int16),
+                    "stage": si[ok].astype(np.int16),
+                    "pos": pos[ok],
+                    "t": stamps[ok].astype(np.int64),
+                    "source": source[ok].reset_index(drop=True),
+                    "note": frame["note"][ok].reset_index(drop=True),
+                }
+            )
+        )
+
+
+SIDE = 1000
+
+
+@dataclass
+class _EventPlan:
+    insert: pd.DataFrame  # rows to write, sorted by tenant, track, time, row
+    states: pd.DataFrame  # final state per (tenant, track) touched
+    skipped: int
+
+
+def _import_events(
+    session, chunks, actor, path: str, name: str, sha256: str, progress: _Progress
+) -> ImportResult:
+    _lock(session, "rollout_events")
+    errors = _Errors(EVENT_COLUMNS + EVENT_OPTIONAL)
+    check = _EventCheck(session, errors)
+    rows = _read_all(chunks, check, errors, path, progress)
+    plan = _plan_events(session, check, errors)
+    errors.raise_if_any(path)
+
+    result = ImportResult("events", added=len(plan.insert), skipped=plan.skipped, rows=rows)
+    if result.added:
+        _write_events(session, check, plan, actor, progress)
+        rebuild_stage_counts(session)
+        _audit(session, actor, "events", name, sha256, result)
+    progress.finish(rows)
+    return result
+
+
+def _plan_events(session: Session, check: _EventCheck, errors: _Errors) -> _EventPlan:
+    """Skip repeats, then check the rules over stored and new events merged in time order."""
+    empty = _EventPlan(pd.DataFrame(), pd.DataFrame(), 0)
+    if not check.parts:
+        return empty
+    df = pd.concat(check.parts, ignore_index=True)
+    check.parts.clear()
+    # Stable sort: within one instant, file order decides, as the event ids will.
+    order = np.lexsort(
+        (df["row"].to_numpy(), df["t"].to_numpy(), df["track"].to_numpy(), df["tenant"].to_numpy())
+    )
+    df = df.iloc[order].reset_index(drop=True)
+    key = ["tenant", "track", "t", "stage"]
+    skip = df.duplicated(key, keep="first").to_numpy(copy=True)
+
+    groups = _groups(df[~skip])
+    current = _current_states(session, check, groups["tenant"].to_numpy())
+    groups = groups.merge(current, on=["tenant", "track"], how="left")
+    groups["has_events"] = groups["since"].notna()
+    # Stored events matter only where the new ones do not simply come after all of them.
+    needs_history = groups["has_events"] & (groups["t_min"] <= groups["since"])
+    history = _stored_events(session, check, groups[needs_history])
+    if len(history):
+        hit = df.merge(history[key].assign(_db=True), on=key, how="left")["_db"].notna().to_numpy()
+        skip |= hit
+    skipped = int(skip.sum())
+    df = df[~skip].reset_index(drop=True)
+    if df.empty:
+        return _EventPlan(df, pd.DataFrame(), skipped)
+
+    starts = _group_starts(df)
+    groups = _groups(df).merge(current, on=["tenant", "track"], how="left")
+    has_events = groups["since"].notna().to_numpy()
+    since = groups["since"].fillna(np.iinfo(np.int64).min).to_numpy(dtype=np.int64)
+    start_pos = groups["reached_pos"].fillna(0).to_numpy(dtype=np.int64)
+    t_min = groups["t_min"].to_numpy()
+    gid = np.cumsum(starts) - 1
+    side = df["pos"].to_numpy() >= SIDE
+    has_side = np.zeros(len(groups), dtype=bool)
+    np.logical_or.at(has_side, gid, side)
+    interleaved = has_events & (t_min < since)
+    complex_ = has_side | interleaved
+
+    # Ordered stages only: valid iff no stage is below the highest reached before it.
+    pos = df["pos"].to_numpy().astype(np.int64)
+    simple_rows = ~complex_[gid]
+    running = pd.Series(np.where(simple_rows, pos, -1)).groupby(gid).cummax().to_numpy()
+    before = np.where(starts, -1, np.roll(running, 1))
+    reached = np.maximum(before, start_pos[gid])
+    back = simple_rows & (pos < reached)
+    if back.any():
+        rows = df["row"].to_numpy()
+
+        def why(i: int) -> str:
+            rules = check.rules[check.tracks[df["track"].iat[i]]]
+            at = pd.Timestamp(df["t"].iat[i], unit="us").to_pydatetime()
+            stage = check.stages[df["stage"].iat[i]]
+            try:
+                apply_event(rules, State(rules.stages[reached[i]], rules.stages[reached[i]]), stage, at)
+            except RuleViolation as exc:
+                return str(exc)
+            return "a step backwards"
+
+        errors.add_mask(rows, back, "stage", pd.Series([check.stages[s] for s in df["stage"]]), why)
+
+    last = np.r_[starts[1:], True]
+    states = pd.DataFrame(
+        {
+            "tenant": df["tenant"].to_numpy()[last],
+            "track": df["track"].to_numpy()[last],
+            "stage": df["stage"].to_numpy()[last],
+            "reached": df["stage"].to_numpy()[last],
+            "since": df["t"].to_numpy()[last],
+            "last_t": df["t"].to_numpy()[last],
+            "last_stage": df["stage"].to_numpy()[last],
+        }
+    )
+    if complex_.any():
+        _fold_complex(session, check, df, groups, gid, complex_, interleaved, has_events, states, errors)
+    return _EventPlan(df, states, skipped)
+
+
+def _groups(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (tenant, track) of a frame sorted by tenant, track, time, with its first time."""
+    starts = _group_starts(df)
+    return pd.DataFrame(
+        {
+            "tenant": df["tenant"].to_numpy()[starts],
+            "track": df["track"].to_numpy()[starts],
+            "t_min": df["t"].to_numpy()[starts],
+        }
+    )
+
+
+def _group_starts(df: pd.DataFrame) -> np.ndarray:
+    tenant, track = df["tenant"].to_numpy(), df["track"].to_numpy()
+    if not len(tenant):
+        return np.zeros(0, dtype=bool)
+    return np.r_[True, (tenant[1:] != tenant[:-1]) | (track[1:] != track[:-1])]
+
+
+def _current_states(session: Session, check: _EventCheck, tenant_ids: np.ndarray) -> pd.DataFrame:
+    """Stored state of tenants that already have events: reached position, stage, time of last event."""
+    cols = ["tenant", "track", "cur_stage", "reached_pos", "since"]
+    if session.scalar(select(RolloutEvent.id).limit(1)) is None:
+        return pd.DataFrame({c: pd.Series(dtype="int64") for c in cols})
+    stmt = select(
+        CurrentState.tenant_id,
+        CurrentState.track_code,
+        CurrentState.stage_code,
+        CurrentState.reached_stage_code,
+        CurrentState.since,
+    ).where(CurrentState.last_event_id.is_not(None))
+    found = _for_tenants(session, stmt, CurrentState.tenant_id, tenant_ids)
+    track_ix = {k: i for i, k in enumerate(check.tracks)}
+    stage_ix = {s: i for i, s in enumerate(check.stages)}
+    out = [
+        (t, track_ix[k], stage_ix[s], check.rules[k].position(r), np.datetime64(at, "us").astype(np.int64))
+        for t, k, s, r, at in found
+        if k in track_ix and r in check.rules[k].stages
+    ]
+    return pd.DataFrame(out, columns=cols).astype(
+        {"tenant": "int64", "track": "int16", "cur_stage": "int64", "reached_pos": "int64", "since": "int64"}
+    )
+
+
+def _stored_events(session: Session, check: _EventCheck, groups: pd.DataFrame) -> pd.DataFrame:
+    """Stored events of these (tenant, track) groups, in time then id order."""
+    cols = ["tenant", "track", "t", "stage", "id"]
+    if groups.empty:
+        return pd.DataFrame(columns=cols)
+    stmt = select(
+        RolloutEvent.tenant_id,
+        RolloutEvent.track_code,
+        RolloutEvent.occurred_at,
+        RolloutEvent.stage_code,
+        RolloutEvent.id,
+    )
+    track_ix = {k: i for i, k in enumerate(check.tracks)}
+    stage_ix = {s: i for i, s in enumerate(check.stages)}
+    found = _for_tenants(session, stmt, RolloutEvent.tenant_id, groups["tenant"].to_numpy())
+    events = pd.DataFrame(
+        [
+            (t, track_ix.get(k, -1), np.datetime64(at, "us").astype(np.int64), stage_ix.get(s, -1), i)
+            for t, k, at, s, i in found
+        ],
+        columns=cols,
+    ).astype({"tenant": "int64", "track": "int16", "t": "int64", "stage": "int16", "id": "int64"})
+    events = events.merge(groups[["tenant", "track"]], on=["tenant", "track"])
+    return events.sort_values(["tenant", "track", "t", "id"], kind="stable").reset_index(drop=True)
+
+
+def _fold_complex(
+    session,
+    check: _EventCheck,
+    df: pd.DataFrame,
+    groups: pd.DataFrame,
+    gid: np.ndarray,
+    complex_: np.ndarray,
+    interleaved: np.ndarray,
+    has_events: np.ndarray,
+    states: pd.DataFrame,
+    errors: _Errors,
+) -> None:
+    """Run the rules fold for groups with side stages or with new events among stored ones."""
+    history = _stored_events(session, check, groups[interleaved])
+    by_group = (
+        {key: part for key, part in history.groupby(["tenant", "track"], sort=False)} if len(history) else {}
+    )
+    first_row = np.flatnonzero(_group_starts(df))
+    ends = np.r_[first_row[1:], len(df)]
+    stage_col, t_col, row_col = df["stage"].to_numpy(), df["t"].to_numpy(), df["row"].to_numpy()
+    for g in np.flatnonzero(complex_):
+        tenant, track_ix = int(groups["tenant"].iat[g]), int(groups["track"].iat[g])
+        rules = check.rules[check.tracks[track_ix]]
+        # (time, stored first, order, stage, file row or None)
+        timeline = [
+            (int(t_col[i]), 1, int(row_col[i]), check.stages[stage_col[i]], int(row_col[i]))
+            for i in range(first_row[g], ends[g])
+        ]
+        if interleaved[g]:
+            state = initial_state(rules)
+            stored = by_group.get((tenant, track_ix))
+            if stored is not None:
+                timeline += [
+                    (int(t), 0, int(i), check.stages[s], None)
+                    for t, s, i in zip(stored["t"], stored["stage"], stored["id"], strict=True)
+                ]
+            timeline.sort(key=lambda e: e[:3])
+        elif has_events[g]:
+            cur = groups.iloc[g]
+            state = State(check.stages[int(cur["cur_stage"])], rules.stages[int(cur["reached_pos"])])
+        else:
+            state = initial_state(rules)
+        blame = None
+        for t, _, _, stage, row in timeline:
+            at = pd.Timestamp(t, unit="us").to_pydatetime()
+            try:
+                state = apply_event(rules, state, stage, at)
+            except RuleViolation as exc:
+                if row is not None:
+                    errors.add(row, "stage", stage, str(exc))
+                else:
+                    culprit = blame or (timeline[0][4], timeline[0][3], timeline[0][0])
+                    errors.add(
+                        culprit[0],
+                        "occurred_at",
+                        culprit[1],
+                        f"placed before the stored '{stage}' event of {at:%Y-%m-%d %H:%M}, it would make "
+                        f"that event a step backwards: {exc}",
+                    )
+                continue
+            if row is not None:
+                blame = (row, stage, t)
+        states.iloc[g, states.columns.get_indexer(["stage", "reached", "since", "last_t", "last_stage"])] = [
+            check.stages.index(state.stage),
+            check.stages.index(state.reached),
+            np.datetime64(state.since, "us").astype(np.int64),
+            timeline[-1][0],
+            check.stages.index(timeline[-1][3]),
+        ]
+
+
+_STAGING = MetaData()
+IMPORT_STATE = Table(
+    "lockstep_import_state",
+    _STAGING,
+    Column("tenant_id", BigInteger, primary_key=True),
+    Column("track_code", String(32), primary_key=True),
+    Column("stage_code", String(32)),
+    Column("reached_stage_code", String(32)),
+    Column("since", DateTime),
+    Column("last_at", DateTime),
+    Column("last_stage", String(32)),
+    prefixes=["TEMPORARY"],
+)
+
+_UPDATE_STATE = """
+UPDATE current_state SET stage_code = s.stage_code, reached_stage_code = s.reached_stage_code,
+    since = s.since, last_event_id = e.id, note = e.note
+FROM lockstep_import_state s
+JOIN rollout_events e ON e.tenant_id = s.tenant_id AND e.track_code = s.track_code
+    AND e.occurred_at = s.last_at AND e.stage_code = s.last_stage
+WHERE current_state.tenant_id = s.tenant_id AND current_state.track_code = s.track_code
+"""
+_INSERT_STATE = """
+INSERT INTO current_state (tenant_id, track_code, stage_code, reached_stage_code, since, last_event_id, note,
+    tier, region, account_manager)
+SELECT s.tenant_id, s.track_code, s.stage_code, s.reached_stage_code, s.since, e.id, e.note,
+    t.tier, t.region, t.account_manager
+FROM lockstep_import_state s
+JOIN tenants t ON t.id = s.tenant_id
+JOIN rollout_events e ON e.tenant_id = s.tenant_id AND e.track_code = s.track_code
+    AND e.occurred_at = s.last_at AND e.stage_code = s.last_stage
+WHERE NOT EXISTS (
+    SELECT 1 FROM current_state c WHERE c.tenant_id = s.tenant_id AND c.track_code = s.track_code)
+"""
+
+
+def _write_events(
+    session: Session, check: _EventCheck, plan: _EventPlan, actor: Actor, progress: _Progress
+) -> None:
+    df = plan.insert
+    _, now_text = _now_text()
+    track_names = np.asarray(check.tracks, dtype=object)
+    stage_names = np.asarray(check.stages, dtype=object)
+    latest = session.scalar(select(func.max(SnapshotWeek.week_start)))
+    restate = np.zeros(len(df), dtype=bool)
+    if latest is not None:
+        restate = df["t"].to_numpy() < np.datetime64(week_end(latest), "us").astype(np.int64)
+
+    def rows() -> Iterator[tuple]:
+        for start in range(0, len(df), WRITE_CHUNK):
+            part = df.iloc[start : start + WRITE_CHUNK]
+            part = part[~restate[start : start + WRITE_CHUNK]]
+            yield from zip(
+                part["tenant"].tolist(),
+                track_names[part["track"].to_numpy()].tolist(),
+                stage_names[part["stage"].to_numpy()].tolist(),
+                csvio.format_timestamps(part["t"].to_numpy().astype("datetime64[us]")),
+                itertools.repeat(now_text),
+                itertools.repeat(actor.email),
+                part["source"].tolist(),
+                part["note"].tolist(),
+                strict=False,
+            )
+
+    columns = [
+        "tenant_id",
+        "track_code",
+        "stage_code",
+        "occurred_at",
+        "recorded_at",
+        "actor",
+        "source",
+        "note",
+    ]
+    _bulk_insert(session, RolloutEvent.__table__, columns, rows(), progress.write)
+    if restate.any():
+        # Back-dated into closed weeks: the per-event restatement, in time order, as record_event does it.
+        late = df[restate].sort_values(["t", "row"], kind="stable")
+        now = utcnow()
+        for r in late.itertuples():
+            tenant = session.get(Tenant, int(r.tenant))
+            at = pd.Timestamp(r.t, unit="us").to_pydatetime()
+            stage = check.stages[r.stage]
+            _restate_closed_weeks(session, tenant, check.rules[check.tracks[r.track]], at, stage)
+            session.execute(
+                insert(RolloutEvent).values(
+                    tenant_id=tenant.id,
+                    track_code=check.tracks[r.track],
+                    stage_code=stage,
+                    occurred_at=at,
+                    recorded_at=now,
+                    actor=actor.email,
+                    source=r.source,
+                    note=r.note,
+                )
+            )
+        progress.write(len(late))
+    _write_states(session, check, plan.states)
+
+
+def _write_states(session: Session, check: _EventCheck, states: pd.DataFrame) -> None:
+    """Move current_state to each group's final state through a staging table: one UPDATE, one INSERT."""
+    conn = session.connection()
+    IMPORT_STATE.drop(conn, checkfirst=True)
+    IMPORT_STATE.create(conn)
+    track_names = np.asarray(check.tracks, dtype=object)
+    stage_names = np.asarray(check.stages, dtype=object)
+    _bulk_insert(
+        session,
+        IMPORT_STATE,
+        ["tenant_id", "track_code", "stage_code", "reached_stage_code", "since", "last_at", "last_stage"],
+        zip(
+            states["tenant"].tolist(),
+            track_names[states["track"].to_numpy()].tolist(),
+            stage_names[states["stage"].to_numpy()].tolist(),
+            stage_names[states["reached"].to_numpy()].tolist(),
+            csvio.format_timestamps(states["since"].to_numpy().astype("datetime64[us]")),
+            csvio.format_timestamps(states["last_t"].to_numpy().astype("datetime64[us]")),
+            stage_names[states["last_stage"].to_numpy()].tolist(),
+            strict=True,
+        ),
+    )
+    session.execute(text(_UPDATE_STATE))
+    session.execute(text(_INSERT_STATE))
+    IMPORT_STATE.drop(conn)
+
+
+__all__ = [
+    "ImportResult",
+    "import_tenants",
+    "import_events",
+    "import_tenant_frame",
+    "import_event_frame",
+]
