@@ -1,0 +1,196 @@
+"""E2EE questions: adoption by tier, what holds tenants back, and who has tenants left to enable.
+
+The population is the tenants the `e2ee` track covers (the paid tiers, per the plan);
+"enabled" is the track's last ordered stage, and every other stage counts as not yet
+enabled, side stages included.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from lockstep.models import CurrentState, StageCount, Tenant, TenantFeature, Tier, Track, TrackStage
+from lockstep.permissions import Actor
+from lockstep.queries.scope import scoped
+
+E2EE = "e2ee"
+DRILL_DOWN_LIMIT = 5000
+
+# The plan describes features but the database keeps only their codes, so their plain
+# names and what each means for a customer live here, next to the one query that ranks them.
+FEATURES: dict[str, tuple[str, str]] = {
+    "cloud_recording": (
+        "Cloud recording",
+        "Cloud recording is in use; E2EE meetings cannot be recorded to the cloud yet.",
+    ),
+    "phone_dialin": (
+        "Phone dial-in",
+        "People join by telephone; phone callers cannot take part in an E2EE meeting yet.",
+    ),
+    "join_before_host": (
+        "Join before host",
+        "Join before host is on; an E2EE meeting needs the host there to hand out the meeting key.",
+    ),
+    "web_client": (
+        "Web client",
+        "People join from a web browser; E2EE meetings need the Zoom app for now.",
+    ),
+    "live_streaming": (
+        "Live streaming",
+        "Meetings are streamed live; E2EE meetings cannot be streamed to other services yet.",
+    ),
+    "breakout_rooms": (
+        "Breakout rooms",
+        "Breakout rooms are in use; E2EE meetings do not support breakout rooms yet.",
+    ),
+}
+
+
+def feature_name(feature: str) -> str:
+    """A feature code in plain words, e.g. 'Cloud recording'."""
+    return FEATURES.get(feature, (feature.replace("_", " ").capitalize(), ""))[0]
+
+
+def blocker_sentence(feature: str) -> str:
+    """What a blocking feature means for a customer, in one plain sentence."""
+    known = FEATURES.get(feature)
+    if known:
+        return known[1]
+    return f"{feature_name(feature)} is in use; E2EE meetings do not support it yet."
+
+
+def enabled_stage(session: Session, track: str = E2EE) -> str | None:
+    """The last ordered stage of the track (what "enabled" means), or None without stages."""
+    return session.scalar(
+        select(TrackStage.code)
+        .where(TrackStage.track_code == track, TrackStage.is_side.is_(False))
+        .order_by(TrackStage.position.desc())
+        .limit(1)
+    )
+
+
+def adoption_by_tier(*, session: Session, actor: Actor, track: str = E2EE) -> pd.DataFrame:
+    """Covered tenants per tier and stage (zeros left out).
+
+    Columns: tier, tier_name, stage, n; tiers in display order, stages in track order.
+    """
+    if actor.is_manager:
+        counts = scoped(
+            select(CurrentState.tier, CurrentState.stage_code, func.count().label("n")).where(
+                CurrentState.track_code == track
+            ),
+            actor,
+            CurrentState.account_manager,
+        ).group_by(CurrentState.tier, CurrentState.stage_code)
+    else:
+        counts = (
+            select(StageCount.tier, StageCount.stage_code, func.sum(StageCount.n).label("n"))
+            .where(StageCount.track_code == track)
+            .group_by(StageCount.tier, StageCount.stage_code)
+        )
+    c = counts.subquery()
+    stmt = (
+        select(Tier.code, Tier.name, c.c.stage_code, c.c.n)
+        .join(c, c.c.tier == Tier.code)
+        .join(TrackStage, (TrackStage.track_code == track) & (TrackStage.code == c.c.stage_code))
+        .where(c.c.n > 0)
+        .order_by(Tier.position, Tier.code, TrackStage.is_side, TrackStage.position)
+    )
+    df = pd.DataFrame(session.execute(stmt).all(), columns=["tier", "tier_name", "stage", "n"])
+    df["n"] = df["n"].astype(int)
+    return df
+
+
+def _not_enabled(session: Session, actor: Actor, track: str):
+    """SELECT tenant_id of the actor's covered tenants not yet at the enabled stage."""
+    done = enabled_stage(session, track)
+    return scoped(
+        select(CurrentState.tenant_id).where(
+            CurrentState.track_code == track, CurrentState.stage_code != done
+        ),
+        actor,
+        CurrentState.account_manager,
+    )
+
+
+def blockers_ranking(*, session: Session, actor: Actor, track: str = E2EE) -> pd.DataFrame:
+    """Blocking features ranked by how many not-yet-enabled covered tenants use each.
+
+    Columns: feature, name, tenants (largest first; features nobody uses are left out).
+    """
+    blocking = session.scalar(select(Track.blocking_features).where(Track.code == track)) or []
+    if not blocking:
+        return pd.DataFrame(columns=["feature", "name", "tenants"])
+    waiting = _not_enabled(session, actor, track).subquery()
+    stmt = (
+        select(TenantFeature.feature, func.count().label("tenants"))
+        .join(waiting, waiting.c.tenant_id == TenantFeature.tenant_id)
+        .where(TenantFeature.feature.in_(list(blocking)))
+        .group_by(TenantFeature.feature)
+        .order_by(func.count().desc(), TenantFeature.feature)
+    )
+    df = pd.DataFrame(session.execute(stmt).all(), columns=["feature", "tenants"])
+    df["tenants"] = df["tenants"].astype(int)
+    df.insert(1, "name", [feature_name(f) for f in df["feature"]])
+    return df
+
+
+def not_enabled_by_manager(*, session: Session, actor: Actor, track: str = E2EE) -> pd.DataFrame:
+    """Covered tenants not yet enabled, per account manager: columns account_manager, tenants."""
+    done = enabled_stage(session, track)
+    stmt = scoped(
+        select(CurrentState.account_manager, func.count().label("tenants")).where(
+            CurrentState.track_code == track, CurrentState.stage_code != done
+        ),
+        actor,
+        CurrentState.account_manager,
+    ).group_by(CurrentState.account_manager)
+    df = pd.DataFrame(session.execute(stmt).all(), columns=["account_manager", "tenants"])
+    df["tenants"] = df["tenants"].astype(int)
+    return df.sort_values(["tenants", "account_manager"], ascending=[False, True]).reset_index(drop=True)
+
+
+def not_enabled_tenants(
+    *, session: Session, actor: Actor, manager: str, track: str = E2EE, limit: int = DRILL_DOWN_LIMIT
+) -> pd.DataFrame:
+    """One manager's covered tenants not yet enabled, by name, with what blocks each.
+
+    Columns: external_id, name, tier, region, stage, since, blockers (plain names, "; "-joined).
+    """
+    done = enabled_stage(session, track)
+    stmt = scoped(
+        select(
+            Tenant.id,
+            Tenant.external_id,
+            Tenant.name,
+            Tenant.tier,
+            Tenant.region,
+            CurrentState.stage_code,
+            CurrentState.since,
+        )
+        .join(CurrentState, (CurrentState.tenant_id == Tenant.id) & (CurrentState.track_code == track))
+        .where(CurrentState.stage_code != done, CurrentState.account_manager == manager),
+        actor,
+        CurrentState.account_manager,
+    )
+    stmt = stmt.order_by(Tenant.name, Tenant.external_id).limit(limit)
+    df = pd.DataFrame(
+        session.execute(stmt).all(),
+        columns=["id", "external_id", "name", "tier", "region", "stage", "since"],
+    )
+    blocking = session.scalar(select(Track.blocking_features).where(Track.code == track)) or []
+    held: dict[int, list[str]] = {}
+    if blocking and not df.empty:
+        ids = stmt.with_only_columns(Tenant.id).subquery()
+        rows = session.execute(
+            select(TenantFeature.tenant_id, TenantFeature.feature)
+            .join(ids, ids.c.id == TenantFeature.tenant_id)
+            .where(TenantFeature.feature.in_(list(blocking)))
+            .order_by(TenantFeature.tenant_id, TenantFeature.feature)
+        ).all()
+        for tenant_id, feature in rows:
+            held.setdefault(tenant_id, []).append(feature_name(feature))
+    df["blockers"] = ["; ".join(held.get(i, [])) for i in df["id"]]
+    return df.drop(columns=["id"])

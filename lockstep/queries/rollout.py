@@ -1,0 +1,450 @@
+"""Rollout questions: where tenants stand per track, week by week, and against the cut-over.
+
+Counts come from the live `stage_counts` table unless the answer has to be per tenant
+(an account manager's own tenants, or a filter by manager): then from `current_state`.
+Filters are tuples of codes; an empty tuple means "all".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import pandas as pd
+from sqlalchemy import Select, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from lockstep.clock import week_label
+from lockstep.errors import NotFoundError
+from lockstep.models import (
+    CurrentState,
+    RolloutEvent,
+    StageCount,
+    Tenant,
+    TenantFeature,
+    Tier,
+    Track,
+    TrackStage,
+    WeeklySnapshot,
+)
+from lockstep.permissions import Actor
+from lockstep.queries.program import program_today
+from lockstep.queries.scope import is_narrowed, scoped
+
+PAGE_SIZE = 50
+EVENT_LIMIT = 500
+# Velocity seen is measured over this window (two weeks smooths out a quiet weekend).
+VELOCITY_WINDOW_DAYS = 14
+NOW = "now"
+
+
+def tracks(*, session: Session) -> pd.DataFrame:
+    """Every track in display order: columns code, name, deadline, ready_stage."""
+    rows = session.execute(
+        select(Track.code, Track.name, Track.deadline, Track.ready_stage).order_by(Track.position, Track.code)
+    ).all()
+    return pd.DataFrame(rows, columns=["code", "name", "deadline", "ready_stage"])
+
+
+def track_stages(*, session: Session, track: str) -> pd.DataFrame:
+    """Stages of `track`, ordered stages first: columns stage, name, position, is_side, description."""
+    rows = session.execute(
+        select(
+            TrackStage.code, TrackStage.name, TrackStage.position, TrackStage.is_side, TrackStage.description
+        )
+        .where(TrackStage.track_code == track)
+        .order_by(TrackStage.is_side, TrackStage.position, TrackStage.code)
+    ).all()
+    return pd.DataFrame(rows, columns=["stage", "name", "position", "is_side", "description"])
+
+
+def filter_options(*, session: Session, actor: Actor) -> dict[str, list[str]]:
+    """Values the filters offer: keys tiers, regions, managers (a manager sees only themself)."""
+    tiers = session.scalars(select(Tier.code).order_by(Tier.position, Tier.code)).all()
+    regions = session.scalars(
+        scoped(select(Tenant.region).distinct(), actor, Tenant.account_manager).order_by(Tenant.region)
+    ).all()
+    managers = (
+        [actor.email]
+        if actor.is_manager
+        else session.scalars(select(Tenant.account_manager).distinct().order_by(Tenant.account_manager)).all()
+    )
+    return {"tiers": list(tiers), "regions": list(regions), "managers": list(managers)}
+
+
+def _filter(stmt: Select, cols, *, tiers=(), regions=(), managers=(), stages=()) -> Select:
+    """Apply the page filters to `stmt`; `cols` maps tier/region/manager/stage to columns."""
+    for key, values in (("tier", tiers), ("region", regions), ("manager", managers), ("stage", stages)):
+        if values:
+            stmt = stmt.where(cols[key].in_(list(values)))
+    return stmt
+
+
+def _state_cols() -> dict:
+    return {
+        "tier": CurrentState.tier,
+        "region": CurrentState.region,
+        "manager": CurrentState.account_manager,
+        "stage": CurrentState.stage_code,
+    }
+
+
+def _counts_now(session: Session, track: str, actor: Actor, filters: dict) -> Select:
+    """SELECT stage, n for `track` now: live counts, or per tenant when narrowed to managers."""
+    if is_narrowed(actor, filters.get("managers")):
+        stmt = select(CurrentState.stage_code.label("stage"), func.count().label("n")).where(
+            CurrentState.track_code == track
+        )
+        stmt = _filter(scoped(stmt, actor, CurrentState.account_manager), _state_cols(), **filters)
+        return stmt.group_by(CurrentState.stage_code)
+    stmt = select(StageCount.stage_code.label("stage"), func.sum(StageCount.n).label("n")).where(
+        StageCount.track_code == track
+    )
+    cols = {"tier": StageCount.tier, "region": StageCount.region, "stage": StageCount.stage_code}
+    filters = {k: v for k, v in filters.items() if k != "managers"}
+    return _filter(stmt, cols, **filters).group_by(StageCount.stage_code)
+
+
+def stage_funnel(
+    *, session: Session, track: str, actor: Actor, tiers=(), regions=(), managers=(), stages=()
+) -> pd.DataFrame:
+    """Tenants now at each stage of `track` (zeros included).
+
+    Columns: stage, name, position, is_side, n. Ordered stages first, then side stages;
+    with a stage filter, only the chosen stages.
+    """
+    filters = {"tiers": tiers, "regions": regions, "managers": managers, "stages": stages}
+    counts = _counts_now(session, track, actor, filters).subquery()
+    stmt = (
+        select(
+            TrackStage.code,
+            TrackStage.name,
+            TrackStage.position,
+            TrackStage.is_side,
+            func.coalesce(counts.c.n, 0),
+        )
+        .outerjoin(counts, counts.c.stage == TrackStage.code)
+        .where(TrackStage.track_code == track)
+        .order_by(TrackStage.is_side, TrackStage.position, TrackStage.code)
+    )
+    if stages:
+        stmt = stmt.where(TrackStage.code.in_(list(stages)))
+    df = pd.DataFrame(session.execute(stmt).all(), columns=["stage", "name", "position", "is_side", "n"])
+    df["n"] = df["n"].astype(int)
+    df["is_side"] = df["is_side"].astype(bool)
+    return df
+
+
+def stage_mix_by_week(
+    *, session: Session, track: str, actor: Actor, tiers=(), regions=(), managers=(), stages=()
+) -> pd.DataFrame:
+    """Tenants per stage for each closed ISO week (as now restated), then the live counts as "now".
+
+    Columns: week_start (None for now), week ("2020-W15" or "now"), stage, n. Closed weeks
+    are frozen per tier and region only, so for a manager's tenants only "now" is returned.
+    """
+    frames = []
+    filters = {"tiers": tiers, "regions": regions, "managers": managers, "stages": stages}
+    if not is_narrowed(actor, managers):
+        stmt = select(
+            WeeklySnapshot.week_start, WeeklySnapshot.stage_code, func.sum(WeeklySnapshot.n_current)
+        ).where(WeeklySnapshot.track_code == track)
+        cols = {
+            "tier": WeeklySnapshot.tier,
+            "region": WeeklySnapshot.region,
+            "stage": WeeklySnapshot.stage_code,
+        }
+        stmt = _filter(stmt, cols, tiers=tiers, regions=regions, stages=stages)
+        stmt = stmt.group_by(WeeklySnapshot.week_start, WeeklySnapshot.stage_code).order_by(
+            WeeklySnapshot.week_start
+        )
+        weekly = pd.DataFrame(session.execute(stmt).all(), columns=["week_start", "stage", "n"])
+        weekly["week"] = [week_label(d) for d in weekly["week_start"]]
+        frames.append(weekly)
+    now = pd.DataFrame(
+        session.execute(_counts_now(session, track, actor, filters)).all(), columns=["stage", "n"]
+    )
+    now["week_start"] = None
+    now["week"] = NOW
+    frames.append(now)
+    df = pd.concat([f for f in frames if not f.empty] or [now], ignore_index=True)
+    df["n"] = df["n"].astype(int)
+    return df[df["n"] > 0][["week_start", "week", "stage", "n"]].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Cutover:
+    """Where a track with a deadline stands against it (velocity seen is approximate)."""
+
+    track: str
+    deadline: date
+    ready_stage: str
+    today: date
+    total: int
+    not_ready: int
+    side: int
+    reached_ready_recently: int
+
+    @property
+    def days_left(self) -> int:
+        """Days from today to the deadline (negative once it has passed)."""
+        return (self.deadline - self.today).days
+
+    @property
+    def passed(self) -> bool:
+        """True once the deadline day is over."""
+        return self.days_left < 0
+
+    @property
+    def needed_per_day(self) -> float | None:
+        """Tenants that must get ready each day to make the deadline (None once it passed)."""
+        if self.passed:
+            return None
+        return self.not_ready / max(self.days_left, 1)
+
+    @property
+    def needed_per_week(self) -> float | None:
+        """needed_per_day over a week."""
+        return None if self.needed_per_day is None else self.needed_per_day * 7
+
+    @property
+    def seen_per_week(self) -> float:
+        """Tenants that got ready per week lately (over the last VELOCITY_WINDOW_DAYS)."""
+        return self.reached_ready_recently / (VELOCITY_WINDOW_DAYS / 7)
+
+    @property
+    def seen_per_day(self) -> float:
+        """seen_per_week over a day."""
+        return self.reached_ready_recently / VELOCITY_WINDOW_DAYS
+
+
+def cutover_status(
+    *, session: Session, track: str, actor: Actor, tiers=(), regions=(), managers=(), stages=()
+) -> Cutover | None:
+    """The cut-over view of `track`; None when it has no deadline or ready stage.
+
+    Not ready: an ordered stage before the ready stage, or a side stage. Reached ready
+    recently: now at the ready stage or later, since within the velocity window; `since`
+    is the latest move, so a tenant that got ready earlier and moved on lately counts too.
+    """
+    row = session.execute(select(Track.deadline, Track.ready_stage).where(Track.code == track)).first()
+    if row is None or row.deadline is None or row.ready_stage is None:
+        return None
+    ready_pos = session.scalar(
+        select(TrackStage.position).where(TrackStage.track_code == track, TrackStage.code == row.ready_stage)
+    )
+    today = program_today(session=session)
+    window_start = datetime.combine(today - timedelta(days=VELOCITY_WINDOW_DAYS - 1), datetime.min.time())
+    window_end = datetime.combine(today + timedelta(days=1), datetime.min.time())
+    ready = (TrackStage.is_side.is_(False)) & (TrackStage.position >= ready_pos)
+    stmt = (
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((ready, 0), else_=1)), 0),
+            func.coalesce(func.sum(case((TrackStage.is_side, 1), else_=0)), 0),
+            func.coalesce(
+                func.sum(
+                    case(
+                        (ready & (CurrentState.since >= window_start) & (CurrentState.since < window_end), 1),
+                        else_=0,
+                    )
+                ),
+                0,
+            ),
+        )
+        .select_from(CurrentState)
+        .join(
+            TrackStage,
+            (TrackStage.track_code == CurrentState.track_code) & (TrackStage.code == CurrentState.stage_code),
+        )
+        .where(CurrentState.track_code == track)
+    )
+    stmt = _filter(
+        scoped(stmt, actor, CurrentState.account_manager),
+        _state_cols(),
+        tiers=tiers,
+        regions=regions,
+        managers=managers,
+        stages=stages,
+    )
+    total, not_ready, side, recent = session.execute(stmt).one()
+    return Cutover(
+        track, row.deadline, row.ready_stage, today, int(total), int(not_ready), int(side), int(recent)
+    )
+
+
+@dataclass(frozen=True)
+class TenantPage:
+    """One page of the tenant table and how many rows match in all."""
+
+    rows: pd.DataFrame
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        """How many pages the matching rows fill (at least one)."""
+        return max(1, -(-self.total // self.page_size))
+
+
+def tenant_search(text: str):
+    """WHERE clause: tenant name or external id contains `text` (case-insensitive, % and _ literal)."""
+    escaped = text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    return or_(
+        func.lower(Tenant.name).like(pattern, escape="\\"),
+        func.lower(Tenant.external_id).like(pattern, escape="\\"),
+    )
+
+
+def tenant_page(
+    *,
+    session: Session,
+    actor: Actor,
+    track: str,
+    search: str = "",
+    page: int = 1,
+    page_size: int = PAGE_SIZE,
+    tiers=(),
+    regions=(),
+    managers=(),
+    stages=(),
+) -> TenantPage:
+    """Tenants on `track` matching the filters and a name / external id search, sorted by name.
+
+    Columns: external_id, name, tier, region, account_manager, stage, since. Paged in SQL.
+    """
+    base = select(Tenant.id).join(
+        CurrentState, (CurrentState.tenant_id == Tenant.id) & (CurrentState.track_code == track)
+    )
+    base = _filter(
+        scoped(base, actor, Tenant.account_manager),
+        _state_cols(),
+        tiers=tiers,
+        regions=regions,
+        managers=managers,
+        stages=stages,
+    )
+    if search.strip():
+        base = base.where(tenant_search(search))
+    total = session.scalar(select(func.count()).select_from(base.subquery()))
+    page = max(1, int(page))
+    stmt = (
+        base.with_only_columns(
+            Tenant.external_id,
+            Tenant.name,
+            Tenant.tier,
+            Tenant.region,
+            Tenant.account_manager,
+            CurrentState.stage_code,
+            CurrentState.since,
+        )
+        .order_by(Tenant.name, Tenant.external_id)
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    )
+    cols = ["external_id", "name", "tier", "region", "account_manager", "stage", "since"]
+    return TenantPage(
+        pd.DataFrame(session.execute(stmt).all(), columns=cols), int(total or 0), page, page_size
+    )
+
+
+@dataclass(frozen=True)
+class TenantDetail:
+    """One tenant as the rollout page shows it."""
+
+    external_id: str
+    name: str
+    tier: str
+    region: str
+    seats: int
+    account_manager: str
+    client_version: str
+    states: pd.DataFrame
+    events: pd.DataFrame
+    blockers: pd.DataFrame
+    blocked_notes: pd.DataFrame
+
+
+def scoped_tenant(session: Session, actor: Actor, tenant_external_id: str) -> Tenant:
+    """The tenant with this external id within the actor's scope; NotFoundError otherwise."""
+    tenant = session.scalar(
+        scoped(select(Tenant).where(Tenant.external_id == tenant_external_id), actor, Tenant.account_manager)
+    )
+    if tenant is None:
+        # The same answer for "no such tenant" and "not yours": no existence leak.
+        raise NotFoundError(f"no tenant with id '{tenant_external_id}'")
+    return tenant
+
+
+def tenant_detail(*, session: Session, actor: Actor, tenant_external_id: str) -> TenantDetail:
+    """A tenant's facts, stage per track, latest events (at most EVENT_LIMIT) and blockers.
+
+    states: track, track_name, stage, reached_stage, since, note.
+    events (oldest first): occurred_at, track, stage, source, actor, note.
+    blockers: track, feature (features in use that block a track).
+    blocked_notes: occurred_at, track, note (notes of 'blocked' events).
+    """
+    t = scoped_tenant(session, actor, tenant_external_id)
+    states = pd.DataFrame(
+        session.execute(
+            select(
+                CurrentState.track_code,
+                Track.name,
+                CurrentState.stage_code,
+                CurrentState.reached_stage_code,
+                CurrentState.since,
+                CurrentState.note,
+            )
+            .join(Track, Track.code == CurrentState.track_code)
+            .where(CurrentState.tenant_id == t.id)
+            .order_by(Track.position, Track.code)
+        ).all(),
+        columns=["track", "track_name", "stage", "reached_stage", "since", "note"],
+    )
+    latest = (
+        select(
+            RolloutEvent.occurred_at,
+            RolloutEvent.track_code,
+            RolloutEvent.stage_code,
+            RolloutEvent.source,
+            RolloutEvent.actor,
+            RolloutEvent.note,
+        )
+        .where(RolloutEvent.tenant_id == t.id)
+        .order_by(RolloutEvent.occurred_at.desc(), RolloutEvent.id.desc())
+        .limit(EVENT_LIMIT)
+    )
+    events = (
+        pd.DataFrame(
+            session.execute(latest).all(),
+            columns=["occurred_at", "track", "stage", "source", "actor", "note"],
+        )
+        .iloc[::-1]
+        .reset_index(drop=True)
+    )
+    blocked_notes = events[(events["stage"] == "blocked") & (events["note"] != "")][
+        ["occurred_at", "track", "note"]
+    ].reset_index(drop=True)
+    return TenantDetail(
+        t.external_id,
+        t.name,
+        t.tier,
+        t.region,
+        t.seats,
+        t.account_manager,
+        t.client_version,
+        states,
+        events,
+        tenant_blockers(session, t.id),
+        blocked_notes,
+    )
+
+
+def tenant_blockers(session: Session, tenant_id: int) -> pd.DataFrame:
+    """Features the tenant uses that block a track: columns track, feature."""
+    blocking = session.execute(select(Track.code, Track.blocking_features).order_by(Track.position)).all()
+    features = set(session.scalars(select(TenantFeature.feature).where(TenantFeature.tenant_id == tenant_id)))
+    rows = [(code, f) for code, listed in blocking for f in (listed or []) if f in features]
+    return pd.DataFrame(rows, columns=["track", "feature"])
