@@ -1,6 +1,126 @@
-"""Overview page (placeholder until the dashboard issue lands)."""
+"""Overview: where the program stands today, and what changed in the last week."""
+
+from __future__ import annotations
 
 import streamlit as st
 
+from lockstep.charts.overview import stage_mix_week_over_week
+from lockstep.queries.overview import final_stage, track_stage_mix
+from lockstep.queries.plan import AT_RISK_RULE, OVERDUE_RULE, plan_key_numbers
+from lockstep.queries.program import program_deadlines, program_window
+from lockstep.ui.data import cached_query
+from lockstep.ui.session import current_actor
+
+ENCRYPTION, E2EE = "encryption", "e2ee"
+
+actor = current_actor()
 st.title("Overview")
-st.info("This page is being built.")
+
+window = cached_query(program_window)
+if window is None:
+    st.info("No program yet. Sync the plan: `python -m lockstep plan sync plan/90-day-plan.yaml`.")
+    st.stop()
+today = window.today
+st.caption(f"{window.name} · today is {today:%A} {today.day} {today:%B %Y}")
+if actor.is_manager:
+    st.caption(f"Rollout numbers count your tenants only ({actor.email}).")
+
+
+def _days(n: int) -> str:
+    if n == 0:
+        return "today"
+    return f"{n} day{'s' if n != 1 else ''} left" if n > 0 else f"passed {-n} day{'s' if n != -1 else ''} ago"
+
+
+deadlines = cached_query(program_deadlines)
+cols = st.columns(1 + len(deadlines))
+cols[0].metric(
+    "Program day",
+    f"Day {window.day} of {window.days_total}",
+    help=f"{window.start:%b} {window.start.day} to {window.end:%b} {window.end.day}, both days counted",
+)
+for col, row in zip(cols[1:], deadlines.itertuples(), strict=True):
+    col.metric(
+        row.what, _days(row.days_left), help=f"{row.deadline:%A} {row.deadline.day} {row.deadline:%B %Y}"
+    )
+
+# --- the plan ------------------------------------------------------------------------------
+st.subheader("Plan")
+k = cached_query(plan_key_numbers).set_index("measure")
+c = st.columns(4)
+
+
+def _delta(measure: str) -> int:
+    return int(k.loc[measure, "now"] - k.loc[measure, "week_ago"])
+
+
+c[0].metric("Done", f"{k.loc['done', 'now']:,}", _delta("done"), help="Items with status done")
+c[1].metric(
+    "At risk", f"{k.loc['at_risk', 'now']:,}", _delta("at_risk"), delta_color="inverse", help=AT_RISK_RULE
+)
+c[2].metric(
+    "Overdue", f"{k.loc['overdue', 'now']:,}", _delta("overdue"), delta_color="inverse", help=OVERDUE_RULE
+)
+c[3].metric(
+    "Items in the plan", f"{k.loc['total', 'now']:,}", help="Live items; retired ones are not counted"
+)
+st.caption(
+    f"{OVERDUE_RULE.capitalize()}; {AT_RISK_RULE}. Changes are against 7 days ago, worked out from "
+    "due and done dates; statuses are not dated, so at risk a week ago uses today's status and percent."
+)
+
+# --- the encryption rollout ----------------------------------------------------------------
+st.subheader("Encryption rollout")
+enc = cached_query(track_stage_mix, actor=actor, track=ENCRYPTION)
+if enc.counts.empty:
+    st.info("The encryption track is not in the plan.")
+else:
+    ordered = enc.counts[~enc.counts["is_side"]]
+    side = enc.counts[enc.counts["is_side"]]
+    cols = st.columns(len(ordered) + len(side) + 1)
+    for col, row in zip(cols, [*ordered.itertuples(), *side.itertuples()], strict=False):
+        col.metric(
+            row.label,
+            f"{row.n:,}",
+            int(row.n - row.n_week_ago),
+            delta_color="inverse" if row.is_side else "normal",
+        )
+    total, total_ago = enc.total, enc.total_week_ago
+    share = enc.ready() / total if total else 0.0
+    share_ago = enc.ready(week_ago=True) / total_ago if total_ago else 0.0
+    ready_names = ", ".join(enc.counts.loc[enc.counts["ready"], "label"])
+    cols[-1].metric(
+        "Ready for the cut-over",
+        f"{share:.1%}",
+        f"{(share - share_ago) * 100:+.1f} pts",
+        help=f"Share of {total:,} tenants at {ready_names}; blocked and rolled back count as not ready",
+    )
+    st.plotly_chart(
+        stage_mix_week_over_week(enc.counts, title="Tenants per encryption stage, a week ago and now"),
+        key="overview_encryption_mix",
+    )
+    st.caption(f"Weekly change {enc.basis}.")
+
+# --- end-to-end encryption -----------------------------------------------------------------
+st.subheader("End-to-end encryption (paid tiers)")
+e2 = cached_query(track_stage_mix, actor=actor, track=E2EE, paid_only=True)
+final = cached_query(final_stage, track=E2EE)
+if e2.counts.empty or final is None:
+    st.info("The E2EE track is not in the plan.")
+else:
+    enabled, enabled_ago = e2.at(final), e2.at(final, week_ago=True)
+    c = st.columns(3)
+    c[0].metric("Paid tenants with E2EE enabled", f"{enabled:,}", enabled - enabled_ago)
+    c[1].metric(
+        "Share of paid tenants",
+        f"{enabled / e2.total:.1%}" if e2.total else "—",
+        help=f"Of {e2.total:,} paid tenants on the E2EE track",
+    )
+    c[2].metric(
+        "Paid tenants blocked",
+        f"{e2.at('blocked'):,}",
+        e2.at("blocked") - e2.at("blocked", week_ago=True),
+        delta_color="inverse",
+        help="Mostly a feature E2EE does not support yet",
+    )
+    st.caption(f"Weekly change {e2.basis}.")

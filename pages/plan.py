@@ -1,6 +1,219 @@
-"""Plan page (placeholder until the dashboard issue lands)."""
+"""Plan: every item with owner, status, due vs done; slips, dependencies, burn-up; editing with locking."""
 
+from __future__ import annotations
+
+import pandas as pd
 import streamlit as st
 
+from lockstep.charts.plan import plan_burnup_chart, plan_timeline
+from lockstep.db import write_session
+from lockstep.errors import ConflictError, LockstepError
+from lockstep.models import PLAN_STATUSES
+from lockstep.permissions import can
+from lockstep.queries import plan as q
+from lockstep.queries.program import program_window
+from lockstep.services.plan_items import update_plan_item
+from lockstep.ui.data import cached_query, clear_after_write, engine, run_query
+from lockstep.ui.session import current_actor
+
+FIELDS = {
+    "status": "plan_edit_status",
+    "percent": "plan_edit_percent",
+    "done_date": "plan_edit_done",
+    "comment": "plan_edit_comment",
+}
+ss = st.session_state
+actor = current_actor()
+may_edit = can(actor, "plan.edit")
 st.title("Plan")
-st.info("This page is being built.")
+
+window = cached_query(program_window)
+if window is None:
+    st.info("No plan yet. Sync it: `python -m lockstep plan sync plan/90-day-plan.yaml`.")
+    st.stop()
+today = window.today
+st.caption(f"Today is {today:%a} {today.day} {today:%b %Y}. {q.OVERDUE_RULE.capitalize()}; {q.AT_RISK_RULE}.")
+
+# --- filters (applied in SQL) --------------------------------------------------------------
+options = cached_query(q.plan_filter_options)
+ws_names = dict(options["workstreams"])
+c = st.columns([3, 3, 3, 1.4, 1.4])
+filters = {
+    "workstreams": tuple(
+        c[0].multiselect("Workstream", list(ws_names), format_func=ws_names.get, key="plan_ws")
+    ),
+    "owners": tuple(c[1].multiselect("Owner", options["owners"], key="plan_owners")),
+    "statuses": tuple(c[2].multiselect("Status", PLAN_STATUSES, key="plan_statuses")),
+    "overdue_only": c[3].checkbox("Overdue only", key="plan_overdue"),
+    "include_retired": c[4].checkbox("Show retired", key="plan_retired"),
+}
+items = cached_query(q.plan_items, today=today, **filters)
+n_overdue, n_at_risk = int(items["overdue"].sum()), int(items["at_risk"].sum())
+st.caption(f"{len(items)} item(s) match: {n_overdue} overdue, {n_at_risk} at risk.")
+st.dataframe(
+    items[
+        [
+            "id",
+            "title",
+            "workstream_name",
+            "owner",
+            "status",
+            "percent",
+            "planned_start",
+            "due_date",
+            "done_date",
+            "slip_days",
+            "overdue",
+            "at_risk",
+            "retired",
+            "comment",
+        ]
+    ],
+    hide_index=True,
+    key="plan_table",
+    column_config={
+        "workstream_name": "Workstream",
+        "percent": st.column_config.ProgressColumn("Done %", min_value=0, max_value=100, format="%d%%"),
+        "slip_days": st.column_config.NumberColumn("Slip (days)", help="Done after due, or days overdue"),
+        "planned_start": st.column_config.DateColumn("Start"),
+        "due_date": st.column_config.DateColumn("Due"),
+        "done_date": st.column_config.DateColumn("Done"),
+    },
+)
+st.plotly_chart(plan_timeline(items, today=today, window=(window.start, window.end)), key="plan_timeline")
+later = int((items["due_date"].notna() & (items["due_date"] > window.end)).sum())
+if later:
+    st.caption(
+        f"{later} item(s) are due after the program ends ({window.end}); their bars run off the right edge."
+    )
+st.plotly_chart(
+    plan_burnup_chart(cached_query(q.plan_burnup, start=window.start, end=window.end, today=today)),
+    key="plan_burnup",
+)
+st.caption(
+    "Planned: items due by the week's last day. Done: items done by then. The done line stops at today."
+)
+conflicts = cached_query(q.dependency_conflicts)
+if not conflicts.empty:
+    st.warning(f"{len(conflicts)} item(s) are under way while something they depend on is not done.")
+    st.dataframe(conflicts, hide_index=True, key="plan_conflicts")
+
+# --- one item ------------------------------------------------------------------------------
+st.subheader("Item")
+if items.empty:
+    st.info("No items match these filters.")
+    st.stop()
+titles = dict(zip(items["id"], items["title"], strict=True))
+item_id = st.selectbox("Item", list(titles), format_func=lambda i: f"{i} · {titles[i]}", key="plan_item")
+deps = cached_query(q.plan_item_dependencies, item_id=item_id)
+left, right = st.columns(2)
+with left:
+    st.markdown("**Dependencies**")
+    if deps.empty:
+        st.caption("Depends on nothing, and nothing depends on it.")
+    else:
+        st.dataframe(deps.drop(columns=["retired"]), hide_index=True, key="plan_deps")
+        for flag in deps["flag"][deps["flag"] != ""]:
+            st.warning(flag)
+with right:
+    st.markdown("**History** (newest first)")
+    history = cached_query(q.plan_item_history, item_id=item_id)
+    if history.empty:
+        st.caption("No saved changes yet.")
+    else:
+        st.dataframe(history, hide_index=True, key="plan_history")
+
+if not may_edit:
+    st.caption("Read only: your role may not edit plan items.")
+    st.stop()
+
+
+# --- editing: the form keeps the version it was loaded at ----------------------------------
+def _form_value(item: dict, field: str):
+    return (item[field] or "") if field == "comment" else item[field]
+
+
+def _load(item: dict) -> None:
+    """Put `item` in the form, remembering its version; drops any pending conflict."""
+    ss["plan_loaded"] = {k: item[k] for k in ("id", "version", *FIELDS)}
+    for field, key in FIELDS.items():
+        ss[key] = _form_value(item, field)
+    ss.pop("plan_conflict", None)
+
+
+def _edited() -> dict:
+    """The fields the user changed since loading: only these are sent, so a re-apply keeps theirs."""
+    return {f: ss.get(k) for f, k in FIELDS.items() if ss.get(k) != _form_value(ss["plan_loaded"], f)}
+
+
+def _save(expected_version: int) -> None:
+    """Send the user's changes against `expected_version` (a callback: runs before the rerun)."""
+    item_id, mine = ss["plan_loaded"]["id"], _edited()
+    try:
+        with write_session(engine()) as session:
+            change = update_plan_item(
+                session=session, actor=actor, item_id=item_id, expected_version=expected_version, **mine
+            )
+    except ConflictError as exc:
+        ss["plan_conflict"] = {
+            "message": str(exc),
+            "current": exc.current,
+            "theirs": exc.their_change,
+            "mine": mine,
+        }
+        return
+    except LockstepError as exc:
+        ss["plan_error"] = str(exc)
+        return
+    ss["plan_flash"] = (
+        f"Saved {item_id} (version {change.version})." if change.changed else "Nothing changed."
+    )
+    ss.pop("plan_loaded", None)
+    ss.pop("plan_conflict", None)
+    clear_after_write()
+
+
+def _discard() -> None:
+    _load(run_query(q.plan_item, item_id=ss["plan_loaded"]["id"]))
+
+
+fresh = cached_query(q.plan_item, item_id=item_id)
+loaded = ss.get("plan_loaded")
+stale_but_untouched = loaded is not None and loaded["version"] != fresh["version"] and not _edited()
+if loaded is None or loaded["id"] != item_id or (stale_but_untouched and "plan_conflict" not in ss):
+    _load(fresh)
+    loaded = ss["plan_loaded"]
+
+if flash := ss.pop("plan_flash", None):
+    st.success(flash)
+if error := ss.pop("plan_error", None):
+    st.error(error)
+if conflict := ss.get("plan_conflict"):
+    theirs, current, mine = conflict["theirs"] or {}, conflict["current"], conflict["mine"]
+    st.error(conflict["message"])
+    who, when = theirs.get("who", current["updated_by"]), theirs.get("when", current["updated_at"])
+    what = q.describe_changes(theirs.get("changes")) or "details not recorded"
+    st.markdown("**Their change**")
+    st.text(f"{who} at {when:%Y-%m-%d %H:%M} UTC (now version {current['version']}): {what}")
+    st.markdown("**Your unsaved changes** (still in the form below)")
+    rows = {"field": list(mine), "you loaded": [str(_form_value(loaded, f)) for f in mine]}
+    rows |= {"yours": [str(v) for v in mine.values()], "now saved": [str(current[f]) for f in mine]}
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="plan_conflict_mine")
+    b = st.columns(2)
+    b[0].button(
+        f"Re-apply my changes on top of version {current['version']}",
+        key="plan_reapply",
+        on_click=_save,
+        args=(current["version"],),
+        type="primary",
+    )
+    b[1].button("Discard my changes and load the latest", key="plan_discard", on_click=_discard)
+
+with st.form("plan_edit", border=True):
+    st.markdown(f"**Edit {item_id}** (loaded at version {loaded['version']})")
+    f = st.columns([2, 1, 2])
+    f[0].selectbox("Status", PLAN_STATUSES, key=FIELDS["status"])
+    f[1].number_input("Percent done", min_value=0, max_value=100, step=5, key=FIELDS["percent"])
+    f[2].date_input("Done date", key=FIELDS["done_date"], help="Only with status done; empty means today")
+    st.text_area("Comment", key=FIELDS["comment"], max_chars=4000)
+    st.form_submit_button("Save", type="primary", on_click=_save, args=(loaded["version"],))

@@ -54,12 +54,13 @@ def _span_ms(start: date, end: date) -> int:
     return max((end - start).days, 1) * MS_PER_DAY
 
 
-def plan_timeline(items: pd.DataFrame, *, today: date) -> go.Figure:
+def plan_timeline(items: pd.DataFrame, *, today: date, window: tuple[date, date] | None = None) -> go.Figure:
     """Planned (start→due, grey) vs actual (start→done or today, coloured by slip) per item.
 
     `items` has the columns of lockstep.queries.plan.plan_items. Items without a due date
     are left out (there is nothing to compare). A diamond marks each done date; an orange
-    line marks today.
+    line marks today. With `window` (program start, end) the x axis shows that window
+    (and today) so a few far-off due dates do not squash it; later bars run off the edge.
     """
     title = "Timeline: planned vs actual"
     if items.empty:
@@ -144,10 +145,12 @@ def plan_timeline(items: pd.DataFrame, *, today: date) -> go.Figure:
     fig.update_xaxes(type="date")
     # First due at the top, like a plan read down the page.
     fig.update_yaxes(autorange="reversed", tickfont={"size": 11})
-    lo = min(dated["start"].min(), today) - timedelta(days=3)
-    hi = max(dated["due_date"].max(), today, *(d for d in dated["done_date"] if d is not None)) + timedelta(
-        days=3
-    )
+    if window is not None:
+        lo, hi = min(window[0], today), max(window[1], today)
+    else:
+        lo = min(dated["start"].min(), today)
+        hi = max(dated["due_date"].max(), today, *(d for d in dated["done_date"] if d is not None))
+    lo, hi = lo - timedelta(days=3), hi + timedelta(days=5)
     fig.update_xaxes(range=[lo.isoformat(), hi.isoformat()])
     return fig
 

@@ -85,3 +85,13 @@ def test_burnup_with_no_dated_items_is_an_empty_figure():
     burnup = pd.DataFrame({"label": ["W1 (Apr 1)"], "planned": [0], "done": [0.0]})
     fig = plan_burnup_chart(burnup)
     assert not fig.data and fig.layout.annotations
+
+
+def test_window_keeps_far_off_due_dates_from_squashing_the_axis():
+    far = pd.concat(
+        [ITEMS, _items(("A9", "Next year", "not_started", 0, None, date(2021, 12, 31), None))],
+        ignore_index=True,
+    )
+    fig = plan_timeline(far, today=TODAY, window=(date(2020, 4, 1), date(2020, 6, 30)))
+    assert tuple(fig.layout.xaxis.range) == ("2020-03-29", "2020-07-05")
+    assert len(_traces(fig)["Planned"].y) == 6  # still drawn, running off the edge
