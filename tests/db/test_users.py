@@ -5,16 +5,23 @@ from __future__ import annotations
 import json
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import select
 
 from lockstep.db import read_session, write_session
 from lockstep.errors import NotFoundError, PermissionDenied, ValidationError
 from lockstep.models import AuditEntry, User
 from lockstep.permissions import SYSTEM, Actor
-from lockstep.services import audit
+from lockstep.services import audit, users
 from lockstep.services.users import add_user, deactivate_user, set_password, set_role, verify_password
 
 PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(autouse=True)
+def cheap_hashing(monkeypatch):
+    """Cheap argon2 parameters: the production cost (~0.25 s a hash) adds nothing to these tests."""
+    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 def _add(engine, email="dana.lee@lockstep.example", role="account_manager", password=PASSWORD, actor=SYSTEM):
