@@ -152,22 +152,26 @@ def iter_chunks(info: CsvFile, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple
         )
         return "skip"
 
-    reader = pacsv.open_csv(
-        info.path,
-        # Threads would lose the record numbers the invalid-row handler reports.
-        read_options=pacsv.ReadOptions(
-            use_threads=False, block_size=block_bytes, column_names=names, skip_rows=1
-        ),
-        parse_options=pacsv.ParseOptions(
-            delimiter=info.delimiter,
-            newlines_in_values=True,
-            ignore_empty_lines=False,
-            invalid_row_handler=on_invalid,
-        ),
-        convert_options=pacsv.ConvertOptions(
-            column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
-        ),
-    )
+    try:
+        reader = pacsv.open_csv(
+            info.path,
+            # Threads would lose the record numbers the invalid-row handler reports.
+            read_options=pacsv.ReadOptions(
+                use_threads=False, block_size=block_bytes, column_names=names, skip_rows=1
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=info.delimiter,
+                newlines_in_values=True,
+                ignore_empty_lines=False,
+                invalid_row_handler=on_invalid,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        # The reader parses its first block on opening.
+        raise FileRejected([*bad, _arrow_error(info, 0, exc)]) from None
     done = 0
     while True:
         try:

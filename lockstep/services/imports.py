@@ -233,7 +233,7 @@ def _frame_chunks(frame: pd.DataFrame) -> Iterator[tuple[pd.DataFrame, np.ndarra
                     dtype="str",
                 ).str.strip()
             else:
-                cols[name] = col.fillna("").astype("str").str.strip().reset_index(drop=True)
+                cols[name] = col.astype("str").fillna("").str.strip().reset_index(drop=True)
         yield pd.DataFrame(cols), np.arange(start + 2, start + 2 + len(part), dtype=np.int64)
 
 
