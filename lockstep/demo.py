@@ -33,7 +33,7 @@ from lockstep.errors import LockstepError
 from lockstep.models import Program, Tenant, Tier, Track
 from lockstep.permissions import Actor, require
 from lockstep.services.rollout import load_track_rules
-from lockstep.services.users import add_user, get_user
+from lockstep.services.users import add_user_with_hash, get_user, hash_password
 
 PROGRAM_START = date(2020, 4, 1)
 PROGRAM_END = date(2020, 6, 30)
@@ -681,7 +681,7 @@ def load_demo(
 
 def _check_plan(session: Session) -> tuple[Program, tuple[str, ...]]:
     """The synced program and E2EE blocking features; LockstepError when the plan does not fit the demo."""
-    hint = "run `python -m lockstep plan sync` first"
+    hint = "run `python -m lockstep plan sync plan/90-day-plan.yaml` first"
     program = session.scalars(select(Program).order_by(Program.start_date)).first()
     rules = load_track_rules(session)
     missing = [code for code in TRACK_STAGES if code not in rules]
@@ -705,13 +705,21 @@ def _check_plan(session: Session) -> tuple[Program, tuple[str, ...]]:
 
 def _add_demo_users(session: Session, actor: Actor) -> tuple[int, int]:
     """Create DEMO_USERS that do not exist yet; returns (added, kept)."""
-    password = demo_password()
+    # They share one password, so one hash: argon2 is slow on purpose (~0.25 s each).
+    password_hash = hash_password(demo_password())
     added = kept = 0
     for email, role, name in DEMO_USERS:
         if get_user(session=session, email=email) is not None:
             kept += 1
             continue
-        add_user(session=session, actor=actor, email=email, role=role, password=password, display_name=name)
+        add_user_with_hash(
+            session=session,
+            actor=actor,
+            email=email,
+            role=role,
+            password_hash=password_hash,
+            display_name=name,
+        )
         added += 1
     return added, kept
 

@@ -85,9 +85,27 @@ def add_user(
 ) -> User:
     """Create a user with an argon2-hashed password; ValidationError names a bad value."""
     require(actor, "user.manage")
+    _check_email(email)
+    _check_role(role)
+    return add_user_with_hash(
+        session=session,
+        actor=actor,
+        email=email,
+        role=role,
+        password_hash=hash_password(password),
+        display_name=display_name,
+    )
+
+
+def add_user_with_hash(
+    *, session: Session, actor: Actor, email: str, role: str, password_hash: str, display_name: str = ""
+) -> User:
+    """Create a user from a hash made by hash_password (bulk loads hash a shared password once)."""
+    require(actor, "user.manage")
     email = _check_email(email)
     role = _check_role(role)
-    password_hash = hash_password(password)
+    if not password_hash.startswith("$argon2"):
+        raise ValidationError("the password hash is not an argon2 hash made by hash_password")
     if get_user(session=session, email=email) is not None:
         raise ValidationError(f"a user with e-mail {email!r} already exists")
     user = User(
@@ -162,6 +180,7 @@ def set_password(*, session: Session, actor: Actor, email: str, password: str) -
 __all__ = [
     "MIN_PASSWORD_LENGTH",
     "add_user",
+    "add_user_with_hash",
     "deactivate_user",
     "get_user",
     "hash_password",

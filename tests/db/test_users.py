@@ -134,3 +134,18 @@ def test_verify_password_is_false_for_missing_or_garbled_hashes():
     assert not verify_password(None, PASSWORD)
     assert not verify_password("", PASSWORD)
     assert not verify_password("not-a-hash", PASSWORD)
+
+
+def test_add_user_with_hash_takes_only_argon2_hashes(engine):
+    with write_session(engine) as s, pytest.raises(ValidationError, match="not an argon2 hash"):
+        users.add_user_with_hash(
+            session=s, actor=SYSTEM, email="a@lockstep.example", role="admin", password_hash="plain-text"
+        )
+    shared = users.hash_password(PASSWORD)
+    with write_session(engine) as s:
+        for email in ("a@lockstep.example", "b@lockstep.example"):
+            users.add_user_with_hash(
+                session=s, actor=SYSTEM, email=email, role="executive", password_hash=shared
+            )
+    with read_session(engine) as s:
+        assert all(verify_password(u.password_hash, PASSWORD) for u in s.scalars(select(User)))
