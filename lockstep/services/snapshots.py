@@ -23,7 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import Date, Integer, case, cast, func, insert, literal, select, union_all
+from sqlalchemy import Date, case, cast, func, insert, select
 from sqlalchemy.orm import Session
 
 from lockstep.clock import utcnow, week_end, week_label, week_start
@@ -173,34 +173,39 @@ def as_of_counts(*, session: Session, mondays: list[date]) -> dict[date, dict[Ke
 
     running: dict[Key, int] = defaultdict(int)
     for track, tier, region, n in session.execute(
-        select(CurrentState.track_code, CurrentState.tier, CurrentState.region, func.count())
-        .where(CurrentState.track_code.in_(initial))
-        .group_by(CurrentState.track_code, CurrentState.tier, CurrentState.region)
+        select(CurrentState.track_code, CurrentState.tier, CurrentState.region, func.count()).group_by(
+            CurrentState.track_code, CurrentState.tier, CurrentState.region
+        )
     ):
-        running[(track, initial[track], tier, region)] += n
+        if track in initial:
+            running[(track, initial[track], tier, region)] += n
 
-    deltas = sorted(_weekly_deltas(session, initial, week_end(mondays[-1])), key=lambda d: d[0])
     result: dict[date, dict[Key, int]] = {}
+    deltas = _weekly_transitions(session, initial)
     i = 0
     for monday in mondays:
-        # Deltas from weeks before the first one asked for (even before the program) fold in too.
+        # Transitions from weeks before the first one asked for (even before the program) fold in too;
+        # those after the last one are never applied.
         while i < len(deltas) and deltas[i][0] <= monday:
-            _, key, delta = deltas[i]
-            running[key] += delta
+            wk, track, tier, region, new, old, n = deltas[i]
+            running[(track, new, tier, region)] += n
+            running[(track, old, tier, region)] -= n
             i += 1
         result[monday] = {key: n for key, n in running.items() if n}
     return result
 
 
-def _weekly_deltas(
-    session: Session, initial: dict[str, str], before
-) -> list[tuple[date, Key, int]]:
-    """(week, key, net change) from every transition that happened before `before`."""
+def _weekly_transitions(session: Session, initial: dict[str, str]) -> list[tuple]:
+    """(week, track, tier, region, new stage, old stage, tenants) for every event, oldest week first.
+
+    No WHERE on purpose: over the whole table SQLite walks the (tenant, track, occurred_at)
+    unique index in order for LAG(), where a time filter would make it sort every event.
+    """
     e, cs = RolloutEvent, CurrentState
     previous = func.lag(e.stage_code).over(
         partition_by=(e.tenant_id, e.track_code), order_by=(e.occurred_at, e.id)
     )
-    transitions = (
+    t = (
         select(
             _week_of(session, e.occurred_at).label("wk"),
             e.track_code.label("track"),
@@ -210,20 +215,15 @@ def _weekly_deltas(
             func.coalesce(previous, case(initial, value=e.track_code)).label("old_stage"),
         )
         .join(cs, (cs.tenant_id == e.tenant_id) & (cs.track_code == e.track_code))
-        .where(e.occurred_at < before, e.track_code.in_(initial))
         .subquery("t")
+        .c
     )
-    # Each transition counts +1 for the stage entered and -1 for the stage left, in one scan.
-    signs = union_all(select(literal(1, Integer).label("sign")), select(literal(-1, Integer))).subquery("s")
-    t = transitions.c
-    stage = case((signs.c.sign == 1, t.new_stage), else_=t.old_stage).label("stage")
     rows = session.execute(
-        select(t.wk, t.track, stage, t.tier, t.region, func.sum(signs.c.sign))
-        .select_from(transitions.join(signs, literal(True)))
-        .group_by(t.wk, t.track, stage, t.tier, t.region)
-        .having(func.sum(signs.c.sign) != 0)
+        select(t.wk, t.track, t.tier, t.region, t.new_stage, t.old_stage, func.count())
+        .where(t.new_stage != t.old_stage)
+        .group_by(t.wk, t.track, t.tier, t.region, t.new_stage, t.old_stage)
     ).all()
-    return [(_as_date(wk), (track, st, tier, region), int(n)) for wk, track, st, tier, region, n in rows]
+    return sorted((_as_date(wk), *rest[:-1], int(rest[-1])) for wk, *rest in rows)
 
 
 def _week_of(session: Session, column):
