@@ -1,0 +1,317 @@
+"""The weekly picture for executives: closed weeks only, as reported and as restated since.
+
+Every weekly number comes from weekly_snapshots (frozen when a week closes): n_reported
+is what the week said when it closed, n_current follows back-dated events recorded
+later. A number whose two values differ is "restated". The top risks are the exception:
+they are about today (live current_state and the plan), not about a closed week.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import pandas as pd
+from sqlalchemy import and_, case, func, or_, select, true
+from sqlalchemy.orm import Session
+
+from lockstep.clock import week_label
+from lockstep.forecast import Forecast, WeekPoint, project
+from lockstep.models import (
+    CurrentState,
+    PlanItem,
+    SnapshotWeek,
+    Tenant,
+    Tier,
+    Track,
+    TrackStage,
+    WeeklySnapshot,
+    Workstream,
+)
+from lockstep.permissions import Actor
+from lockstep.queries.plan import is_overdue
+from lockstep.queries.plan import plan_burnup as plan_burnup_by_program_week
+from lockstep.queries.scope import scoped
+from lockstep.rollout_rules import BLOCKED, ROLLED_BACK
+
+ENCRYPTION = "encryption"
+E2EE = "e2ee"
+TOP_TENANTS = 10
+# Why a tenant counts as stuck, in words for the tables, and the per-tier column of each.
+STUCK_REASONS = ("blocked", "rolled back", "not started after the deadline")
+STUCK_COLUMNS = ("blocked", "rolled_back", "not_started_late")
+
+WS = WeeklySnapshot
+
+
+def _labels(frame: pd.DataFrame) -> pd.DataFrame:
+    frame.insert(1, "week_label", [week_label(w) for w in frame["week_start"]])
+    return frame
+
+
+def _upto(as_of_week: date | None):
+    return WS.week_start <= as_of_week if as_of_week is not None else true()
+
+
+def closed_weeks(*, session: Session) -> pd.DataFrame:
+    """Every closed week, oldest first.
+
+    Columns: week_start (date, Monday), week_label ('2020-W21'), closed_at (datetime),
+    closed_by (str), restated (bool: some number of the week changed since it closed).
+    """
+    changed = func.max(case((WS.n_current != WS.n_reported, 1), else_=0))
+    rows = session.execute(
+        select(SnapshotWeek.week_start, SnapshotWeek.closed_at, SnapshotWeek.closed_by, changed)
+        .outerjoin(WS, WS.week_start == SnapshotWeek.week_start)
+        .group_by(SnapshotWeek.week_start, SnapshotWeek.closed_at, SnapshotWeek.closed_by)
+        .order_by(SnapshotWeek.week_start)
+    ).all()
+    frame = pd.DataFrame(
+        [(w, at, by, bool(r)) for w, at, by, r in rows],
+        columns=["week_start", "closed_at", "closed_by", "restated"],
+    )
+    return _labels(frame)
+
+
+def track_names(*, session: Session) -> dict[str, str]:
+    """Track code -> name, in plan order."""
+    return dict(session.execute(select(Track.code, Track.name).order_by(Track.position, Track.code)).all())
+
+
+def _final_stage(session: Session, track: str) -> str | None:
+    return session.scalar(
+        select(TrackStage.code)
+        .where(TrackStage.track_code == track, TrackStage.is_side.is_(False))
+        .order_by(TrackStage.position.desc())
+        .limit(1)
+    )
+
+
+def stage_mix_by_week(
+    *, session: Session, track: str, tiers: list[str] | None = None, as_of_week: date | None = None
+) -> pd.DataFrame:
+    """Tenants per stage at the end of each closed week up to `as_of_week`, stages in track order.
+
+    Columns: week_start (date), week_label (str), stage_code (str), position (int; side
+    stages after the ordered ones), n_reported (int), n_current (int), restated (bool).
+    """
+    position = func.coalesce(func.max(TrackStage.position), 999)
+    stmt = (
+        select(WS.week_start, WS.stage_code, position, func.sum(WS.n_reported), func.sum(WS.n_current))
+        .outerjoin(TrackStage, and_(TrackStage.track_code == WS.track_code, TrackStage.code == WS.stage_code))
+        .where(WS.track_code == track, _upto(as_of_week))
+        .group_by(WS.week_start, WS.stage_code)
+        .order_by(WS.week_start, position, WS.stage_code)
+    )
+    if tiers:
+        stmt = stmt.where(WS.tier.in_(tiers))
+    frame = pd.DataFrame(
+        [(w, s, int(p), int(r), int(c)) for w, s, p, r, c in session.execute(stmt)],
+        columns=["week_start", "stage_code", "position", "n_reported", "n_current"],
+    )
+    frame["restated"] = frame["n_reported"] != frame["n_current"]
+    return _labels(frame)
+
+
+def e2ee_adoption_by_week(
+    *, session: Session, as_of_week: date | None = None, track: str = E2EE
+) -> pd.DataFrame:
+    """Share of paid-tier tenants at the track's last stage (E2EE enabled) per closed week.
+
+    Columns: week_start (date), week_label (str), paid_reported (int), enabled_reported
+    (int), pct_reported (float), paid_current (int), enabled_current (int), pct_current
+    (float; NaN when there are no paid tenants), restated (bool).
+    """
+    final = _final_stage(session, track)
+    enabled = WS.stage_code == final
+    rows = session.execute(
+        select(
+            WS.week_start,
+            func.sum(WS.n_reported),
+            func.sum(case((enabled, WS.n_reported), else_=0)),
+            func.sum(WS.n_current),
+            func.sum(case((enabled, WS.n_current), else_=0)),
+        )
+        .join(Tier, Tier.code == WS.tier)
+        .where(WS.track_code == track, Tier.paid.is_(True), _upto(as_of_week))
+        .group_by(WS.week_start)
+        .order_by(WS.week_start)
+    ).all()
+    frame = pd.DataFrame(
+        [tuple(int(v) for v in r[1:]) for r in rows],
+        columns=["paid_reported", "enabled_reported", "paid_current", "enabled_current"],
+    )
+    frame.insert(0, "week_start", [r[0] for r in rows])
+    for kind in ("reported", "current"):
+        paid = frame[f"paid_{kind}"].astype(float).where(frame[f"paid_{kind}"] > 0)
+        frame[f"pct_{kind}"] = 100.0 * frame[f"enabled_{kind}"] / paid
+    frame["restated"] = (frame["enabled_reported"] != frame["enabled_current"]) | (
+        frame["paid_reported"] != frame["paid_current"]
+    )
+    frame = frame[["week_start", "paid_reported", "enabled_reported", "pct_reported",
+                   "paid_current", "enabled_current", "pct_current", "restated"]]
+    return _labels(frame)
+
+
+def restated_numbers(*, session: Session, as_of_week: date | None = None) -> pd.DataFrame:
+    """Every (week, track, stage) whose count changed after its week closed, newest week first.
+
+    Columns: week_start (date), week_label (str), track_code (str), stage_code (str),
+    n_reported (int), n_current (int), change (int = current - reported).
+    """
+    rows = session.execute(
+        select(WS.week_start, WS.track_code, WS.stage_code, func.sum(WS.n_reported), func.sum(WS.n_current))
+        .where(_upto(as_of_week))
+        .group_by(WS.week_start, WS.track_code, WS.stage_code)
+        .having(func.sum(WS.n_reported) != func.sum(WS.n_current))
+        .order_by(WS.week_start.desc(), WS.track_code, WS.stage_code)
+    ).all()
+    frame = pd.DataFrame(
+        [(w, t, s, int(r), int(c)) for w, t, s, r, c in rows],
+        columns=["week_start", "track_code", "stage_code", "n_reported", "n_current"],
+    )
+    frame["change"] = frame["n_current"] - frame["n_reported"]
+    return _labels(frame)
+
+
+def plan_burnup(
+    *, session: Session, as_of_week: date | None = None, today: date | None = None
+) -> pd.DataFrame:
+    """Cumulative plan items due vs done by the end of each closed week up to `as_of_week`.
+
+    The counting is lockstep.queries.plan.plan_burnup's, over the closed ISO weeks instead
+    of program weeks so the x axis lines up with the other weekly charts.
+    Columns: week_start (date), week_label (str), planned (int), done (float, NaN for
+    weeks that start after today).
+    """
+    stmt = select(SnapshotWeek.week_start).order_by(SnapshotWeek.week_start)
+    if as_of_week is not None:
+        stmt = stmt.where(SnapshotWeek.week_start <= as_of_week)
+    weeks = session.scalars(stmt).all()
+    if not weeks:
+        return _labels(pd.DataFrame(columns=["week_start", "planned", "done"]))
+    frame = plan_burnup_by_program_week(
+        session=session, start=weeks[0], end=weeks[-1] + timedelta(days=6), today=today
+    )
+    frame = frame[frame["week_start"].isin(set(weeks))]
+    return _labels(frame[["week_start", "planned", "done"]].reset_index(drop=True))
+
+
+def encryption_forecast(*, session: Session, as_of_week: date, track: str = ENCRYPTION) -> Forecast:
+    """When every tenant reaches the track's last stage, from the closed weeks up to `as_of_week`."""
+    final = _final_stage(session, track)
+    deadline = session.scalar(select(Track.deadline).where(Track.code == track))
+    rows = session.execute(
+        select(WS.week_start, func.sum(case((WS.stage_code == final, WS.n_current), else_=0)),
+               func.sum(WS.n_current))
+        .where(WS.track_code == track, WS.week_start <= as_of_week)
+        .group_by(WS.week_start)
+        .order_by(WS.week_start)
+    ).all()
+    return project([WeekPoint(w, int(d), int(t)) for w, d, t in rows], deadline=deadline)
+
+
+@dataclass(frozen=True)
+class TopRisks:
+    """Today's top risks: overdue plan items, stuck tenants by tier, the largest stuck tenants."""
+
+    as_of: date
+    overdue_items: pd.DataFrame
+    stuck_by_tier: pd.DataFrame
+    largest_stuck: pd.DataFrame
+
+
+def overdue_plan_items(*, session: Session, as_of: date) -> pd.DataFrame:
+    """Live plan items not done by `as_of` and due before it, most overdue first.
+
+    Columns: id, title, workstream, owner, due_date (date), days_overdue (int), status, percent (int).
+    """
+    rows = session.execute(
+        select(PlanItem.id, PlanItem.title, Workstream.name, PlanItem.owner, PlanItem.due_date,
+               PlanItem.status, PlanItem.percent)
+        .join(Workstream, Workstream.code == PlanItem.workstream_code)
+        .where(PlanItem.retired_at.is_(None), is_overdue(as_of, asof=as_of))
+        .order_by(PlanItem.due_date, PlanItem.id)
+    ).all()
+    frame = pd.DataFrame(
+        [(i, t, w, o, d, (as_of - d).days, s, int(p)) for i, t, w, o, d, s, p in rows],
+        columns=["id", "title", "workstream", "owner", "due_date", "days_overdue", "status", "percent"],
+    )
+    return frame
+
+
+def _stuck(session: Session, track: str, as_of: date):
+    """(WHERE, reason column) for tenants stuck on `track` on `as_of`."""
+    deadline, initial = session.execute(
+        select(Track.deadline, TrackStage.code)
+        .join(TrackStage, TrackStage.track_code == Track.code)
+        .where(Track.code == track, TrackStage.is_side.is_(False))
+        .order_by(TrackStage.position)
+        .limit(1)
+    ).one()
+    late = deadline is not None and as_of > deadline
+    not_started = and_(CurrentState.stage_code == initial, late)
+    stage = CurrentState.stage_code
+    reason = case((stage == BLOCKED, STUCK_REASONS[0]), (stage == ROLLED_BACK, STUCK_REASONS[1]),
+                  else_=STUCK_REASONS[2])
+    return or_(stage.in_((BLOCKED, ROLLED_BACK)), not_started), reason
+
+
+def stuck_tenants_by_tier(
+    *, session: Session, actor: Actor, as_of: date, track: str = ENCRYPTION
+) -> pd.DataFrame:
+    """Tenants stuck on `track` now, per tier (the actor's own tenants for an account manager).
+
+    Stuck: blocked, rolled back, or still at the first stage after the track's deadline.
+    Columns: tier (code), tier_name, blocked (int), rolled_back (int), not_started_late (int), total (int).
+    """
+    cond, reason = _stuck(session, track, as_of)
+    stmt = (
+        select(Tier.code, Tier.name, reason.label("reason"), func.count())
+        .select_from(CurrentState)
+        .join(Tier, Tier.code == CurrentState.tier)
+        .where(CurrentState.track_code == track, cond)
+        .group_by(Tier.code, Tier.name, Tier.position, reason)
+        .order_by(Tier.position)
+    )
+    rows = session.execute(scoped(stmt, actor, CurrentState.account_manager)).all()
+    by_tier: dict[str, dict] = {}
+    for code, name, why, n in rows:
+        entry = by_tier.setdefault(code, {"tier": code, "tier_name": name, **dict.fromkeys(STUCK_COLUMNS, 0)})
+        entry[STUCK_COLUMNS[STUCK_REASONS.index(why)]] += int(n)
+    frame = pd.DataFrame(list(by_tier.values()), columns=["tier", "tier_name", *STUCK_COLUMNS])
+    frame["total"] = frame[list(STUCK_COLUMNS)].sum(axis=1).astype(int)
+    return frame
+
+
+def largest_stuck_tenants(
+    *, session: Session, actor: Actor, as_of: date, track: str = ENCRYPTION, limit: int = TOP_TENANTS
+) -> pd.DataFrame:
+    """The `limit` stuck tenants with the most seats (scoped for an account manager).
+
+    Columns: external_id, name, tier, region, seats (int), account_manager, reason, since (datetime).
+    """
+    cond, reason = _stuck(session, track, as_of)
+    stmt = (
+        select(Tenant.external_id, Tenant.name, Tenant.tier, Tenant.region, Tenant.seats,
+               Tenant.account_manager, reason, CurrentState.since)
+        .join(Tenant, Tenant.id == CurrentState.tenant_id)
+        .where(CurrentState.track_code == track, cond)
+        .order_by(Tenant.seats.desc(), Tenant.external_id)
+        .limit(limit)
+    )
+    rows = session.execute(scoped(stmt, actor, CurrentState.account_manager)).all()
+    return pd.DataFrame(
+        [tuple(r) for r in rows],
+        columns=["external_id", "name", "tier", "region", "seats", "account_manager", "reason", "since"],
+    )
+
+
+def top_risks(*, session: Session, actor: Actor, as_of: date) -> TopRisks:
+    """Overdue plan items, stuck tenants by tier and the largest stuck tenants, on `as_of`."""
+    return TopRisks(
+        as_of,
+        overdue_plan_items(session=session, as_of=as_of),
+        stuck_tenants_by_tier(session=session, actor=actor, as_of=as_of),
+        largest_stuck_tenants(session=session, actor=actor, as_of=as_of),
+    )
