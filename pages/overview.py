@@ -75,25 +75,30 @@ enc = cached_query(track_stage_mix, actor=actor, track=ENCRYPTION)
 if enc.counts.empty:
     st.info("The encryption track is not in the plan.")
 else:
-    ordered = enc.counts[~enc.counts["is_side"]]
-    side = enc.counts[enc.counts["is_side"]]
-    cols = st.columns(len(ordered) + len(side) + 1)
-    for col, row in zip(cols, [*ordered.itertuples(), *side.itertuples()], strict=False):
-        col.metric(
-            row.label,
-            f"{row.n:,}",
-            int(row.n - row.n_week_ago),
-            delta_color="inverse" if row.is_side else "normal",
-        )
+    rows = [*enc.counts[~enc.counts["is_side"]].itertuples(), *enc.counts[enc.counts["is_side"]].itertuples()]
+    first = rows[0].stage
+    cols = st.columns(len(rows))
+    for col, row in zip(cols, rows, strict=True):
+        # Up is good for ready stages, bad for the first and the side stages, neither in between.
+        tone = "normal" if row.ready else "inverse" if row.is_side or row.stage == first else "off"
+        col.metric(row.label, f"{row.n:,}", int(row.n - row.n_week_ago), delta_color=tone)
     total, total_ago = enc.total, enc.total_week_ago
-    share = enc.ready() / total if total else 0.0
-    share_ago = enc.ready(week_ago=True) / total_ago if total_ago else 0.0
-    ready_names = ", ".join(enc.counts.loc[enc.counts["ready"], "label"])
-    cols[-1].metric(
+    ready, ready_ago = enc.ready(), enc.ready(week_ago=True)
+    share = ready / total if total else 0.0
+    share_ago = ready_ago / total_ago if total_ago else 0.0
+    ready_names = " or ".join(enc.counts.loc[enc.counts["ready"], "label"])
+    c = st.columns(3)
+    c[0].metric(
         "Ready for the cut-over",
         f"{share:.1%}",
         f"{(share - share_ago) * 100:+.1f} pts",
         help=f"Share of {total:,} tenants at {ready_names}; blocked and rolled back count as not ready",
+    )
+    c[1].metric(
+        "Tenants not ready",
+        f"{total - ready:,}",
+        (total - ready) - (total_ago - ready_ago),
+        delta_color="inverse",
     )
     st.plotly_chart(
         stage_mix_week_over_week(enc.counts, title="Tenants per encryption stage, a week ago and now"),

@@ -37,7 +37,7 @@ st.caption(f"Today is {today:%a} {today.day} {today:%b %Y}. {q.OVERDUE_RULE.capi
 # --- filters (applied in SQL) --------------------------------------------------------------
 options = cached_query(q.plan_filter_options)
 ws_names = dict(options["workstreams"])
-c = st.columns([3, 3, 3, 1.4, 1.4])
+c = st.columns([3, 3, 3, 1.6, 1.6], vertical_alignment="bottom")
 filters = {
     "workstreams": tuple(
         c[0].multiselect("Workstream", list(ws_names), format_func=ws_names.get, key="plan_ws")
@@ -50,34 +50,36 @@ filters = {
 items = cached_query(q.plan_items, today=today, **filters)
 n_overdue, n_at_risk = int(items["overdue"].sum()), int(items["at_risk"].sum())
 st.caption(f"{len(items)} item(s) match: {n_overdue} overdue, {n_at_risk} at risk.")
+TABLE = [
+    "id",
+    "title",
+    "workstream_name",
+    "owner",
+    "status",
+    "percent",
+    "planned_start",
+    "due_date",
+    "done_date",
+]
 st.dataframe(
-    items[
-        [
-            "id",
-            "title",
-            "workstream_name",
-            "owner",
-            "status",
-            "percent",
-            "planned_start",
-            "due_date",
-            "done_date",
-            "slip_days",
-            "overdue",
-            "at_risk",
-            "retired",
-            "comment",
-        ]
-    ],
+    items[[*TABLE, "slip_days", "overdue", "at_risk", "retired", "comment"]],
     hide_index=True,
     key="plan_table",
     column_config={
+        "id": st.column_config.TextColumn("Id", width="small"),
+        "title": st.column_config.TextColumn("Title", width="large"),
         "workstream_name": "Workstream",
+        "owner": "Owner",
+        "status": "Status",
         "percent": st.column_config.ProgressColumn("Done %", min_value=0, max_value=100, format="%d%%"),
-        "slip_days": st.column_config.NumberColumn("Slip (days)", help="Done after due, or days overdue"),
         "planned_start": st.column_config.DateColumn("Start"),
         "due_date": st.column_config.DateColumn("Due"),
         "done_date": st.column_config.DateColumn("Done"),
+        "slip_days": st.column_config.NumberColumn("Slip (days)", help="Done after due, or days overdue"),
+        "overdue": st.column_config.CheckboxColumn("Overdue", width="small"),
+        "at_risk": st.column_config.CheckboxColumn("At risk", width="small"),
+        "retired": st.column_config.CheckboxColumn("Retired", width="small"),
+        "comment": "Comment",
     },
 )
 st.plotly_chart(plan_timeline(items, today=today, window=(window.start, window.end)), key="plan_timeline")
@@ -96,7 +98,18 @@ st.caption(
 conflicts = cached_query(q.dependency_conflicts)
 if not conflicts.empty:
     st.warning(f"{len(conflicts)} item(s) are under way while something they depend on is not done.")
-    st.dataframe(conflicts, hide_index=True, key="plan_conflicts")
+    st.dataframe(
+        conflicts.rename(
+            columns={
+                "id": "Item",
+                "status": "Its status",
+                "dependency": "Depends on",
+                "dependency_status": "Dependency's status",
+            }
+        ),
+        hide_index=True,
+        key="plan_conflicts",
+    )
 
 # --- one item ------------------------------------------------------------------------------
 st.subheader("Item")
@@ -106,22 +119,37 @@ if items.empty:
 titles = dict(zip(items["id"], items["title"], strict=True))
 item_id = st.selectbox("Item", list(titles), format_func=lambda i: f"{i} · {titles[i]}", key="plan_item")
 deps = cached_query(q.plan_item_dependencies, item_id=item_id)
-left, right = st.columns(2)
-with left:
-    st.markdown("**Dependencies**")
-    if deps.empty:
-        st.caption("Depends on nothing, and nothing depends on it.")
-    else:
-        st.dataframe(deps.drop(columns=["retired"]), hide_index=True, key="plan_deps")
-        for flag in deps["flag"][deps["flag"] != ""]:
-            st.warning(flag)
-with right:
-    st.markdown("**History** (newest first)")
-    history = cached_query(q.plan_item_history, item_id=item_id)
-    if history.empty:
-        st.caption("No saved changes yet.")
-    else:
-        st.dataframe(history, hide_index=True, key="plan_history")
+st.markdown("**Dependencies**")
+if deps.empty:
+    st.caption("Depends on nothing, and nothing depends on it.")
+else:
+    cols = ["relation", "id", "status", "title", "percent", "due_date", "done_date"]
+    st.dataframe(
+        deps[cols],
+        hide_index=True,
+        key="plan_deps",
+        column_config={
+            "status": st.column_config.TextColumn("status", width="medium"),
+            "title": st.column_config.TextColumn("title", width="large"),
+        },
+    )
+    for flag in deps["flag"][deps["flag"] != ""]:
+        st.warning(flag)
+st.markdown("**History** (newest first)")
+history = cached_query(q.plan_item_history, item_id=item_id)
+if history.empty:
+    st.caption("No saved changes yet.")
+else:
+    st.dataframe(
+        history[["changed_at", "changed_by", "changes", "version"]],
+        hide_index=True,
+        key="plan_history",
+        column_config={
+            "changed_at": st.column_config.DatetimeColumn("Changed at (UTC)", format="YYYY-MM-DD HH:mm"),
+            "changed_by": "By",
+            "changes": st.column_config.TextColumn("Changes", width="large"),
+        },
+    )
 
 if not may_edit:
     st.caption("Read only: your role may not edit plan items.")

@@ -33,6 +33,8 @@ def stage_mix_week_over_week(counts: pd.DataFrame, *, title: str) -> go.Figure:
             )
         )
     base_layout(fig, title=title, x="Tenants", y="", height=260)
-    fig.update_layout(barmode="stack", margin={"l": 100, "r": 20, "t": 90, "b": 50})
+    fig.update_layout(
+        barmode="stack", legend_traceorder="normal", margin={"l": 100, "r": 20, "t": 90, "b": 50}
+    )
     fig.update_yaxes(categoryorder="array", categoryarray=[NOW, WEEK_AGO])
     return fig
