@@ -1,6 +1,116 @@
-"""Customers page (placeholder until the dashboard issue lands)."""
+"""Customers: one of my tenants as I would show it to the customer, with notes and a CSV."""
 
+from __future__ import annotations
+
+import pandas as pd
 import streamlit as st
 
+from lockstep.db import write_session
+from lockstep.errors import LockstepError, NotFoundError
+from lockstep.exports import dataframe_to_csv
+from lockstep.permissions import can
+from lockstep.queries import customers as q
+from lockstep.queries.rollout import filter_options
+from lockstep.services.notes import MAX_NOTE_CHARS, add_note
+from lockstep.ui.data import cached_query, clear_after_write, engine
+from lockstep.ui.session import current_actor
+
+ALL = "All account managers"
+
+actor = current_actor()
 st.title("Customers")
-st.info("This page is being built.")
+
+manager = None
+if actor.is_manager:
+    st.caption("Your tenants.")
+else:
+    managers = cached_query(filter_options, actor=actor)["managers"]
+    pick = st.selectbox("Account manager", [ALL, *managers], key="customers_manager")
+    manager = None if pick == ALL else pick
+
+search = st.text_input("Find a tenant by name or id", key="customers_search")
+choices = cached_query(q.tenant_choices, actor=actor, manager=manager, search=search)
+if choices.empty:
+    st.info("No tenant matches." if search else "No tenants to show.")
+    st.stop()
+names = dict(zip(choices["external_id"], choices["name"], strict=True))
+if len(choices) >= q.CHOICES_LIMIT:
+    st.caption(f"Showing the first {q.CHOICES_LIMIT} by name; type to narrow the list.")
+picked = st.selectbox(
+    "Tenant", list(names), format_func=lambda ext: f"{names[ext]} ({ext})", key="customers_tenant"
+)
+
+try:
+    status = cached_query(q.customer_status, actor=actor, tenant_external_id=picked)
+except NotFoundError as exc:
+    st.error(str(exc))
+    st.stop()
+
+if flash := st.session_state.pop("customers_flash", None):
+    st.success(flash)
+
+# --- the view to show the customer: this tenant only, nothing internal --------------------
+st.subheader("Status")
+st.text(status.name)
+st.text(
+    f"Account {status.external_id} · {status.tier_name} · region {status.region} · {status.seats:,} seats · "
+    f"status as of {status.as_of:%d %B %Y}"
+)
+
+for tr in status.tracks:
+    st.markdown(f"#### {tr.track_name}")
+    c1, c2 = st.columns([1, 2])
+    c1.metric("Now", tr.stage_name)
+    c2.text(tr.next_text)
+    steps = pd.DataFrame(
+        [
+            {
+                "stage": s.name,
+                "reached": "yes" if s.reached else "not yet",
+                "when": s.reached_at.strftime("%Y-%m-%d") if s.reached_at else "",
+                "what it means": s.description,
+            }
+            for s in tr.steps
+        ]
+    )
+    st.dataframe(steps, hide_index=True, width="stretch", key=f"customers_steps_{tr.track}")
+
+st.markdown("#### E2EE eligibility")
+st.text(status.e2ee_text)
+for sentence in status.blockers:
+    st.text(f"• {sentence}")
+
+st.markdown("#### Notes")
+if not status.notes:
+    st.caption("No notes yet.")
+else:
+    st.dataframe(
+        pd.DataFrame([{"date": n.created_at.strftime("%Y-%m-%d"), "note": n.body} for n in status.notes]),
+        hide_index=True,
+        width="stretch",
+        key="customers_notes",
+    )
+
+st.download_button(
+    "Download this status (CSV)",
+    dataframe_to_csv(q.status_rows(status)),
+    file_name=f"status-{status.external_id}.csv",
+    mime="text/csv",
+    key="customers_csv",
+)
+
+# --- notes ----------------------------------------------------------------------------------
+if can(actor, "note.add"):
+    with st.form("add_note", clear_on_submit=True):
+        body = st.text_area("Add a note", max_chars=MAX_NOTE_CHARS)
+        submitted = st.form_submit_button("Save note")
+    if submitted:
+        try:
+            with write_session(engine()) as session:
+                add_note(session=session, actor=actor, tenant_external_id=status.external_id, body=body)
+        except LockstepError as exc:
+            st.error(str(exc))
+        else:
+            clear_after_write()
+            st.session_state["customers_flash"] = "Note saved."
+            st.rerun()

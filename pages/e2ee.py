@@ -1,6 +1,98 @@
-"""E2ee page (placeholder until the dashboard issue lands)."""
+"""E2EE: paid-tier adoption by tier and week, what holds tenants back, and who has tenants left."""
+
+from __future__ import annotations
 
 import streamlit as st
 
-st.title("E2ee")
-st.info("This page is being built.")
+from lockstep.charts import stage_label
+from lockstep.charts.e2ee import adoption_by_tier_figure, blockers_figure
+from lockstep.charts.rollout import stage_mix_by_week_figure
+from lockstep.exports import dataframe_to_csv
+from lockstep.queries import e2ee as q
+from lockstep.queries.rollout import NOW, stage_mix_by_week, track_stages
+from lockstep.ui.data import cached_query
+from lockstep.ui.session import current_actor
+
+actor = current_actor()
+st.title("End-to-end encryption")
+
+stages = cached_query(track_stages, track=q.E2EE)
+if stages.empty:
+    st.info(
+        "The plan has no `e2ee` track. Sync the plan: `python -m lockstep plan sync plan/90-day-plan.yaml`."
+    )
+    st.stop()
+order = list(stages["stage"])
+enabled = order[int((~stages["is_side"]).sum()) - 1]
+if actor.is_manager:
+    st.caption("Your tenants only.")
+
+by_tier = cached_query(q.adoption_by_tier, actor=actor)
+per_stage = by_tier.groupby("stage")["n"].sum()
+total = int(per_stage.sum())
+c = st.columns(4)
+c[0].metric("Paid tenants covered", f"{total:,}")
+c[1].metric(stage_label(enabled), f"{int(per_stage.get(enabled, 0)):,}")
+c[2].metric("Pilot", f"{int(per_stage.get('pilot', 0)):,}")
+c[3].metric("Blocked", f"{int(per_stage.get('blocked', 0)):,}")
+
+st.plotly_chart(
+    adoption_by_tier_figure(by_tier, title="Paid tenants by tier and E2EE stage", stage_order=order),
+    key="e2ee_by_tier",
+)
+by_week = cached_query(stage_mix_by_week, track=q.E2EE, actor=actor)
+st.plotly_chart(
+    stage_mix_by_week_figure(by_week, title="E2EE stage mix by ISO week", stage_order=order),
+    key="e2ee_by_week",
+)
+if actor.is_manager:
+    st.caption("Closed weeks are frozen per tier and region, not per account manager, so only now is shown.")
+elif (by_week["week"] == NOW).all():
+    st.caption(
+        "Only now is shown: weeks appear here as they are closed with "
+        "`python -m lockstep snapshot close-week`."
+    )
+
+st.subheader("What holds tenants back")
+blockers = cached_query(q.blockers_ranking, actor=actor)
+st.plotly_chart(
+    blockers_figure(blockers, title="Features in use by paid tenants not yet enabled"),
+    key="e2ee_blockers",
+)
+st.caption(
+    "A tenant using several of these features counts once under each. Features E2EE could not "
+    "support at launch, from the plan's e2ee track."
+)
+
+st.subheader("Paid tenants not yet enabled, by account manager")
+by_manager = cached_query(q.not_enabled_by_manager, actor=actor)
+if by_manager.empty:
+    st.success("Every paid tenant in view has E2EE enabled.")
+    st.stop()
+st.dataframe(
+    by_manager.rename(columns={"account_manager": "account manager", "tenants": "not yet enabled"}),
+    hide_index=True,
+    width="stretch",
+    key="e2ee_managers",
+)
+st.download_button(
+    "Download this table (CSV)",
+    dataframe_to_csv(by_manager),
+    file_name="e2ee-not-enabled-by-manager.csv",
+    mime="text/csv",
+    key="e2ee_csv_managers",
+)
+
+manager = st.selectbox("Drill down into", list(by_manager["account_manager"]), key="e2ee_manager")
+tenants = cached_query(q.not_enabled_tenants, actor=actor, manager=manager)
+shown = tenants.assign(stage=[stage_label(s) for s in tenants["stage"]])
+st.dataframe(shown, hide_index=True, width="stretch", key="e2ee_tenants")
+if len(tenants) >= q.DRILL_DOWN_LIMIT:
+    st.caption(f"The first {q.DRILL_DOWN_LIMIT:,} by name.")
+st.download_button(
+    "Download these tenants (CSV)",
+    dataframe_to_csv(shown),
+    file_name=f"e2ee-not-enabled-{manager.split('@')[0]}.csv",
+    mime="text/csv",
+    key="e2ee_csv_tenants",
+)

@@ -38,7 +38,7 @@ def stage_funnel_figure(df: pd.DataFrame, *, title: str) -> go.Figure:
                     orientation="h",
                     name=stage_label(row.stage),
                     marker_color=stage_color(row.stage),
-                    text=[f"{n:,} ({n / total:.0%})"],
+                    text=[f"{n:,} ({n / total:.1%})"],
                     textposition="auto",
                     showlegend=False,
                     hovertemplate="%{y}: %{x:,} tenants<extra></extra>",
@@ -89,7 +89,8 @@ def stage_mix_by_week_figure(df: pd.DataFrame, *, title: str, stage_order: Seque
             )
         )
     base_layout(fig, title=title, x="ISO week", y="Tenants")
-    fig.update_layout(barmode="stack")
+    # Plotly reverses a stacked chart's legend by default; keep it in stage order.
+    fig.update_layout(barmode="stack", legend_traceorder="normal")
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=weeks)
     return fig
 
@@ -146,5 +147,7 @@ def stage_timeline_figure(
             col=1,
         )
     base_layout(fig, title=title, x="When (UTC)", y="Stage", height=max(300, 230 * len(tracks) + 80))
+    # Panels share the time axis: label it once, under the last panel, not over the next title.
+    fig.update_xaxes(title_text=None)
     fig.update_xaxes(title_text="When (UTC)", row=len(tracks), col=1)
     return fig

@@ -36,7 +36,7 @@ def test_funnel_ordered_and_side_stages_in_their_own_panels():
     assert sum(t.x[0] for t in fig.data) == 80
     assert {t.xaxis for t in fig.data[:4]} == {"x"} and {t.xaxis for t in fig.data[4:]} == {"x2"}
     assert fig.data[2].marker.color == STAGE_COLORS["gcm_enabled"]
-    assert fig.data[3].text[0] == "40 (50%)"
+    assert fig.data[3].text[0] == "40 (50.0%)" and fig.data[5].text[0] == "2 (2.5%)"
     assert fig.layout.xaxis.title.text == "Tenants" and fig.layout.yaxis.title.text == "Stage"
 
 

@@ -1,0 +1,119 @@
+"""E2EE page for every role: adoption, blockers and the manager table match independent SQL."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import text
+
+from tests.app.conftest import ACTORS
+
+ROLES = ["admin", "security_lead", "account_manager", "executive"]
+NOT_ENABLED = "cs.track_code = 'e2ee' AND cs.stage_code <> 'enabled'"
+
+
+def _scope(role: str) -> tuple[str, dict]:
+    if role == "account_manager":
+        return " AND cs.account_manager = :me", {"me": ACTORS[role].email}
+    return "", {}
+
+
+def _rows(engine, query: str, params: dict | None = None):
+    with engine.connect() as conn:
+        return conn.execute(text(query), params or {}).all()
+
+
+def _figure(at, title_part: str) -> dict:
+    for el in at.get("plotly_chart"):
+        fig = json.loads(el.proto.spec)
+        if title_part in fig["layout"]["title"]["text"]:
+            return fig
+    raise AssertionError(f"no chart titled like {title_part!r}")
+
+
+def _table(at, column: str):
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_e2ee_numbers_match_sql(open_page, demo_engine, role):
+    at = open_page("e2ee", role)
+    assert not at.exception
+    where, params = _scope(role)
+    per_stage = dict(
+        _rows(
+            demo_engine,
+            f"SELECT stage_code, count(*) FROM current_state cs WHERE track_code = 'e2ee'{where} "
+            "GROUP BY stage_code",
+            params,
+        )
+    )
+    # Independently: the e2ee track covers exactly the paid tiers' tenants.
+    paid = _rows(
+        demo_engine,
+        "SELECT count(*) FROM tenants t JOIN tiers ON tiers.code = t.tier WHERE tiers.paid"
+        + where.replace("cs.", "t."),
+        params,
+    )[0][0]
+    assert sum(per_stage.values()) == paid > 0
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Paid tenants covered"] == f"{paid:,}"
+    assert metrics["Enabled"] == f"{per_stage.get('enabled', 0):,}"
+    assert metrics["Pilot"] == f"{per_stage.get('pilot', 0):,}"
+    assert metrics["Blocked"] == f"{per_stage.get('blocked', 0):,}"
+
+    by_tier = _figure(at, "by tier and E2EE stage")
+    assert sum(sum(t["y"]) for t in by_tier["data"]) == paid
+
+    blocking = _rows(demo_engine, "SELECT blocking_features FROM tracks WHERE code = 'e2ee'")[0][0]
+    features = json.loads(blocking) if isinstance(blocking, str) else blocking
+    marks = ", ".join(f":f{i}" for i in range(len(features)))
+    held = dict(
+        _rows(
+            demo_engine,
+            "SELECT tf.feature, count(*) FROM tenant_features tf JOIN current_state cs ON "
+            f"cs.tenant_id = tf.tenant_id WHERE {NOT_ENABLED} AND tf.feature IN ({marks}){where} "
+            "GROUP BY tf.feature",
+            {**params, **{f"f{i}": f for i, f in enumerate(features)}},
+        )
+    )
+    bars = _figure(at, "Features in use")["data"][0]
+    assert sorted(bars["x"], reverse=True) == bars["x"] == sorted(held.values(), reverse=True)
+    assert bars["y"][0] == "Cloud recording"  # most held back, in plain words
+
+    per_manager = dict(
+        _rows(
+            demo_engine,
+            f"SELECT cs.account_manager, count(*) FROM current_state cs WHERE {NOT_ENABLED}{where} "
+            "GROUP BY cs.account_manager",
+            params,
+        )
+    )
+    table = _table(at, "not yet enabled")
+    assert dict(zip(table["account manager"], table["not yet enabled"], strict=True)) == per_manager
+    if role == "account_manager":
+        assert list(per_manager) == [ACTORS[role].email]
+
+    first = table["account manager"].iloc[0]
+    assert at.selectbox(key="e2ee_manager").value == first
+    drill = _table(at, "blockers")
+    assert len(drill) == per_manager[first]
+    assert len(at.get("download_button")) == 2
+
+
+def test_drill_down_follows_the_manager_picked(open_page, demo_engine):
+    at = open_page("e2ee", "executive")
+    box = at.selectbox(key="e2ee_manager")
+    manager = box.options[-1]
+    box.select(manager).run()
+    ids = [
+        r[0]
+        for r in _rows(
+            demo_engine,
+            "SELECT t.external_id FROM tenants t JOIN current_state cs ON cs.tenant_id = t.id "
+            f"WHERE {NOT_ENABLED} AND cs.account_manager = :m ORDER BY t.name, t.external_id",
+            {"m": manager},
+        )
+    ]
+    assert list(_table(at, "blockers")["external_id"]) == ids
