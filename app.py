@@ -1,4 +1,4 @@
-"""Lockstep: the Streamlit entry point. Builds the navigation for the current role."""
+"""Lockstep: the Streamlit entry point. Navigation decides what this visitor may open."""
 
 import streamlit as st
 

@@ -22,6 +22,7 @@ from lockstep.config import get_settings
 from lockstep.errors import NotFoundError, ValidationError
 from lockstep.models import ShareLink, Tenant
 from lockstep.permissions import Actor, require
+from lockstep.queries.customers import CustomerStatus, customer_status
 from lockstep.queries.scope import scoped
 from lockstep.services import audit
 
@@ -175,3 +176,19 @@ def resolve_share_token(*, session: Session, token: str | None, now: datetime | 
             ShareLink.expires_at > now,
         )
     )
+
+
+# Whoever opens a share link reads as this: a role that may write nothing, looking at the
+# one tenant the token names (the tenant id comes from the token, never from the visitor).
+SHARE_VIEWER = Actor(email="share-link", role="executive")
+
+
+def shared_tenant_status(
+    *, session: Session, token: str | None, now: datetime | None = None
+) -> CustomerStatus | None:
+    """The customer view a live token opens (a CustomerStatus), else None."""
+    tenant_id = resolve_share_token(session=session, token=token, now=now)
+    if tenant_id is None:
+        return None
+    external_id = session.scalar(select(Tenant.external_id).where(Tenant.id == tenant_id))
+    return customer_status(session=session, actor=SHARE_VIEWER, tenant_external_id=external_id)

@@ -1,4 +1,12 @@
-"""Navigation: the pages the current role may open, and nothing else."""
+"""Navigation: sign-in when signed out, a share link's page alone, or the pages the role may open.
+
+The menu is drawn here with st.page_link rather than by st.navigation itself, and the
+built-in menu is switched off in .streamlit/config.toml (client.showSidebarNavigation).
+Because the views live in a `pages/` folder, Streamlit runs a page file directly, without
+app.py, on the first request after a server start; the built-in menu would then list every
+file, to anyone. With it off, nobody sees a menu this module did not draw, and
+`current_actor()` refuses a page the role may not open however the page was reached.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,7 @@ import streamlit as st
 
 from lockstep.access import PAGES, pages_for
 from lockstep.config import ROOT
-from lockstep.ui.session import role_picker
+from lockstep.ui.session import sidebar_identity, signed_in_actor
 
 ICONS = {
     "overview": ":material/dashboard:",
@@ -15,20 +23,40 @@ ICONS = {
     "e2ee": ":material/enhanced_encryption:",
     "weekly": ":material/calendar_month:",
     "customers": ":material/handshake:",
+    "audit": ":material/policy:",
 }
+LOGIN = str(ROOT / "pages" / "login.py")
+
+
+def _page(key: str, title: str, *, default: bool = False, script: str | None = None, hidden: bool = False):
+    return st.Page(
+        script or str(ROOT / "pages" / f"{key}.py"),
+        title=title,
+        icon=ICONS.get(key),
+        url_path=key,
+        default=default,
+        visibility="hidden" if hidden else "visible",
+    )
 
 
 def build_navigation():
-    """An st.navigation over the pages the acting role may open."""
-    actor = role_picker()
-    pages = [
-        st.Page(
-            str(ROOT / "pages" / f"{key}.py"),
-            title=PAGES[key][0],
-            icon=ICONS.get(key),
-            url_path=key,
-            default=(i == 0),
-        )
-        for i, key in enumerate(pages_for(actor.role))
-    ]
-    return st.navigation(pages)
+    """An st.navigation over exactly what this visitor may open (the caller runs the page)."""
+    # A share link shows one tenant and nothing else, signed in or not: no sidebar, no menu.
+    if "token" in st.query_params:
+        return st.navigation([_page("share", "Status", default=True)], position="hidden")
+    actor = signed_in_actor()
+    if actor is None:
+        # Any page's address shows the sign-in form, so after signing in the visitor lands
+        # where they were going (a reload starts a new, signed-out session).
+        aliases = [_page(key, "Sign in", script=LOGIN, hidden=True) for key in PAGES]
+        return st.navigation([_page("login", "Sign in", default=True), *aliases], position="hidden")
+    keys = pages_for(actor.role)
+    pages = [_page(key, PAGES[key][0], default=(i == 0)) for i, key in enumerate(keys)]
+    # Registered but hidden: a rerun right after signing in (or sign-out's switch) lands here.
+    nav = st.navigation([*pages, _page("login", "Sign in", hidden=True)], position="hidden")
+    with st.sidebar:
+        st.markdown("**:material/lock: Lockstep**")
+        for page in pages:
+            st.page_link(page, width="stretch")
+    sidebar_identity(actor)
+    return nav

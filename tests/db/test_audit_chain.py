@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 from lockstep.config import ROOT
 from lockstep.db import read_session, write_session
 from lockstep.models import AuditEntry, AuditHead
-from lockstep.permissions import SYSTEM
+from lockstep.permissions import SYSTEM, Actor
 from lockstep.services import audit
 
 N = 6
@@ -190,3 +190,50 @@ def test_the_command_line_catches_a_rewritten_tail_with_the_kept_head(engine, ch
     done = _cli(engine, "--head", chain[N])
     assert done.returncode == 1
     assert "not in the log" in done.stderr
+
+
+# --- reading the log (lockstep.queries.audit) ------------------------------------------------
+
+
+def test_audit_queries_filter_and_page_in_sql(engine, chain):
+    from datetime import date, datetime
+
+    from lockstep.queries.audit import audit_entries, audit_entry_count, audit_filter_options
+
+    admin = Actor("admin@x.example", "admin")
+    _sql(engine, "UPDATE audit_log SET at = '2020-05-01 10:00:00.000000' WHERE id IN (2, 3)")
+    with write_session(engine) as s:
+        audit.append(s, "dana@x.example", "note.add", "tenant", "T-1", after={"body": "<b>hi</b>"})
+    with read_session(engine) as s:
+        assert audit_entry_count(session=s, actor=admin) == N + 1
+        page = audit_entries(session=s, actor=admin, limit=4, offset=2)
+        assert list(page["id"]) == [N - 1, N - 2, N - 3, N - 4]
+        assert page.iloc[0]["after"] == '{"s": "x", "v": 5}'
+        only = audit_entries(session=s, actor=admin, actors=("dana@x.example",))
+        assert list(only["after"]) == ['{"body": "<b>hi</b>"}'] and list(only["before"]) == [""]
+        assert audit_entry_count(session=s, actor=admin, actions=("test.write",), entity_id="4") == 1
+        assert audit_entry_count(session=s, actor=admin, entity_types=("tenant",)) == 1
+        on_day = dict(start=date(2020, 5, 1), end=date(2020, 5, 1))
+        assert list(audit_entries(session=s, actor=admin, **on_day)["id"]) == [3, 2]
+        assert audit_entry_count(session=s, actor=admin, end=date(2020, 4, 30)) == 0
+        assert audit_entry_count(session=s, actor=admin, start=date(2020, 5, 2)) == N - 1
+        options = audit_filter_options(session=s, actor=admin)
+        assert options == {
+            "actors": ["dana@x.example", "system@lockstep"],
+            "actions": ["note.add", "test.write"],
+            "entity_types": ["tenant", "thing"],
+        }
+        assert isinstance(audit_entries(session=s, actor=admin)["at"].iloc[0], datetime)
+
+
+@pytest.mark.parametrize("role", ["security_lead", "account_manager", "executive"])
+def test_only_admins_read_the_audit_log(engine, chain, role):
+    from lockstep.errors import PermissionDenied
+    from lockstep.queries import audit as q
+
+    actor = Actor(f"{role}@x.example", role)
+    with read_session(engine) as s:
+        readers = (q.audit_entries, q.audit_entry_count, q.audit_filter_options, q.chain_status, q.audit_head)
+        for fn in readers:
+            with pytest.raises(PermissionDenied):
+                fn(session=s, actor=actor)
