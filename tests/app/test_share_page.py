@@ -150,3 +150,63 @@ def test_hostile_names_and_notes_are_shown_as_text(demo_engine):
     assert IMG_NOTE in list(notes["note"])
     for el in at.markdown:
         assert not el.proto.allow_html
+
+
+# --- the panel the Customers page embeds (lockstep.ui.share_widgets) ----------------------------
+
+PANEL = """
+from lockstep.ui.share_widgets import share_link_panel
+share_link_panel(TENANT)
+"""
+
+
+def panel(ext: str, actor: Actor) -> AppTest:
+    at = AppTest.from_string(PANEL.replace("TENANT", repr(ext)), default_timeout=60)
+    at.session_state["actor"] = actor
+    return at.run()
+
+
+def test_the_panel_creates_shows_once_lists_and_revokes(demo_engine, monkeypatch):
+    monkeypatch.setenv("LOCKSTEP_PUBLIC_URL", "https://lockstep.example.com/")
+    ext, manager = sql(demo_engine, "SELECT external_id, account_manager FROM tenants "
+                       "WHERE account_manager LIKE 'dana%' ORDER BY id LIMIT 1")[0]
+    dana = Actor(manager, "account_manager")
+    at = panel(ext, dana)
+    assert not at.exception, at.exception
+    assert at.caption[-1].value == "No share links for this tenant yet."
+    at.number_input(key=f"share_{ext}_days").set_value(3)
+    at.button(key=f"share_{ext}_create").click().run()
+    assert not at.exception, at.exception
+    url = at.code[0].value
+    assert url.startswith("https://lockstep.example.com/share?token=")
+    token = url.split("token=")[1]
+    # What the panel showed opens the tenant; the database holds only its hash.
+    assert open_share(token).metric
+    assert not sql(demo_engine, "SELECT 1 FROM share_links WHERE token_hash = :t", t=token)
+    links = at.dataframe[0].value
+    assert list(links["status"]) == ["active"] and list(links["created_by"]) == [manager]
+    # The demo database is SQLite.
+    days = sql(demo_engine, "SELECT julianday(expires_at) - julianday(created_at) FROM share_links")[0][0]
+    assert round(days, 6) == 3
+    at.button(key=f"share_{ext}_revoke").click().run()
+    assert not at.exception
+    assert list(at.dataframe[0].value["status"]) == ["revoked"]
+    assert not at.code  # the one-time URL is gone with the link
+    assert [t.value for t in open_share(token).title] == [NOT_VALID]
+
+
+@pytest.mark.parametrize("role", ["security_lead", "executive"])
+def test_the_panel_is_empty_for_roles_that_may_not_share(demo_engine, role):
+    ext = tenant_where(demo_engine, "1 = 1")
+    at = panel(ext, Actor(f"{role}@lockstep.example", role))
+    assert not at.exception
+    assert not at.button and not at.dataframe and not at.markdown
+
+
+def test_the_panel_refuses_another_managers_tenant(demo_engine):
+    ext, manager = sql(demo_engine, "SELECT external_id, account_manager FROM tenants "
+                       "WHERE account_manager NOT LIKE 'dana%' ORDER BY id LIMIT 1")[0]
+    at = panel(ext, Actor("dana.lee@lockstep.example", "account_manager"))
+    at.button(key=f"share_{ext}_create").click().run()
+    assert [e.value for e in at.error] == [f"no tenant '{ext}' among the tenants you manage"]
+    assert not sql(demo_engine, "SELECT 1 FROM share_links")
