@@ -50,38 +50,23 @@ filters = {
 items = cached_query(q.plan_items, today=today, **filters)
 n_overdue, n_at_risk = int(items["overdue"].sum()), int(items["at_risk"].sum())
 st.caption(f"{len(items)} item(s) match: {n_overdue} overdue, {n_at_risk} at risk.")
-TABLE = [
-    "id",
-    "title",
-    "workstream_name",
-    "owner",
-    "status",
-    "percent",
-    "planned_start",
-    "due_date",
-    "done_date",
-]
-st.dataframe(
-    items[[*TABLE, "slip_days", "overdue", "at_risk", "retired", "comment"]],
-    hide_index=True,
-    key="plan_table",
-    column_config={
-        "id": st.column_config.TextColumn("Id", width="small"),
-        "title": st.column_config.TextColumn("Title", width="large"),
-        "workstream_name": "Workstream",
-        "owner": "Owner",
-        "status": "Status",
-        "percent": st.column_config.ProgressColumn("Done %", min_value=0, max_value=100, format="%d%%"),
-        "planned_start": st.column_config.DateColumn("Start"),
-        "due_date": st.column_config.DateColumn("Due"),
-        "done_date": st.column_config.DateColumn("Done"),
-        "slip_days": st.column_config.NumberColumn("Slip (days)", help="Done after due, or days overdue"),
-        "overdue": st.column_config.CheckboxColumn("Overdue", width="small"),
-        "at_risk": st.column_config.CheckboxColumn("At risk", width="small"),
-        "retired": st.column_config.CheckboxColumn("Retired", width="small"),
-        "comment": "Comment",
-    },
-)
+table_columns = {
+    "id": st.column_config.TextColumn("Id", width="small"),
+    "title": st.column_config.TextColumn("Title", width="large"),
+    "workstream_name": "Workstream",
+    "owner": "Owner",
+    "status": "Status",
+    "percent": st.column_config.ProgressColumn("Done %", min_value=0, max_value=100, format="%d%%"),
+    "planned_start": st.column_config.DateColumn("Start"),
+    "due_date": st.column_config.DateColumn("Due"),
+    "done_date": st.column_config.DateColumn("Done"),
+    "slip_days": st.column_config.NumberColumn("Slip (days)", help="Done after due, or days overdue"),
+    "overdue": st.column_config.CheckboxColumn("Overdue", width="small"),
+    "at_risk": st.column_config.CheckboxColumn("At risk", width="small"),
+    "retired": st.column_config.CheckboxColumn("Retired", width="small"),
+    "comment": "Comment",
+}
+st.dataframe(items[list(table_columns)], hide_index=True, key="plan_table", column_config=table_columns)
 st.plotly_chart(plan_timeline(items, today=today, window=(window.start, window.end)), key="plan_timeline")
 later = int((items["due_date"].notna() & (items["due_date"] > window.end)).sum())
 if later:
@@ -99,14 +84,7 @@ conflicts = cached_query(q.dependency_conflicts)
 if not conflicts.empty:
     st.warning(f"{len(conflicts)} item(s) are under way while something they depend on is not done.")
     st.dataframe(
-        conflicts.rename(
-            columns={
-                "id": "Item",
-                "status": "Its status",
-                "dependency": "Depends on",
-                "dependency_status": "Dependency's status",
-            }
-        ),
+        conflicts.set_axis(["Item", "Its status", "Depends on", "Dependency's status"], axis=1),
         hide_index=True,
         key="plan_conflicts",
     )
@@ -189,6 +167,7 @@ def _save(expected_version: int) -> None:
             "theirs": exc.their_change,
             "mine": mine,
         }
+        clear_after_write()  # our cached reads are older than their change
         return
     except LockstepError as exc:
         ss["plan_error"] = str(exc)

@@ -153,6 +153,7 @@ def test_conflict_shows_their_change_and_keeps_my_input(open_page, demo_engine):
     assert _item(demo_engine, item_id)["comment"] == "theirs"
     assert at.number_input(key="plan_edit_percent").value == 55
     assert at.text_area(key="plan_edit_comment").value == "my unsaved note"
+    assert _table(at, "changed_by")["changed_by"].iloc[0] == OTHER.email  # history no longer cached
     mine = _table(at, "you loaded").set_index("field")
     assert sorted(mine.index) == ["comment", "percent"]  # only what I changed
     assert mine.loc["comment", "yours"] == "my unsaved note" and mine.loc["comment", "now saved"] == "theirs"
