@@ -67,7 +67,7 @@ for tr in status.tracks:
             {
                 "stage": s.name,
                 "reached": "yes" if s.reached else "not yet",
-                "when": s.reached_at.strftime("%Y-%m-%d") if s.reached_at else "",
+                "when": s.reached_at.strftime("%Y-%m-%d") if s.reached_at else ("start" if s.reached else ""),
                 "what it means": s.description,
             }
             for s in tr.steps

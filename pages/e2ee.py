@@ -85,7 +85,7 @@ st.download_button(
 
 manager = st.selectbox("Drill down into", list(by_manager["account_manager"]), key="e2ee_manager")
 tenants = cached_query(q.not_enabled_tenants, actor=actor, manager=manager)
-shown = tenants.assign(stage=[stage_label(s) for s in tenants["stage"]])
+shown = tenants.assign(stage=[stage_label(s) for s in tenants["stage"]]).rename(columns={"external_id": "id"})
 st.dataframe(shown, hide_index=True, width="stretch", key="e2ee_tenants")
 if len(tenants) >= q.DRILL_DOWN_LIMIT:
     st.caption(f"The first {q.DRILL_DOWN_LIMIT:,} by name.")

@@ -116,4 +116,4 @@ def test_drill_down_follows_the_manager_picked(open_page, demo_engine):
             {"m": manager},
         )
     ]
-    assert list(_table(at, "blockers")["external_id"]) == ids
+    assert list(_table(at, "blockers")["id"]) == ids
