@@ -14,6 +14,7 @@ from lockstep.queries.rollout import filter_options
 from lockstep.services.notes import MAX_NOTE_CHARS, add_note
 from lockstep.ui.data import cached_query, clear_after_write, engine
 from lockstep.ui.session import current_actor
+from lockstep.ui.share_widgets import share_link_panel
 
 ALL = "All account managers"
 
@@ -114,3 +115,5 @@ if can(actor, "note.add"):
             clear_after_write()
             st.session_state["customers_flash"] = "Note saved."
             st.rerun()
+
+share_link_panel(status.external_id)
