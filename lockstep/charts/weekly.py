@@ -20,8 +20,25 @@ PROJECTED_COLOR = "#1e88e5"
 REPORTED_COLOR = "#9e9e9e"
 DEADLINE_COLOR = "#e53935"
 RESTATED_NOTE = "* restated: a back-dated event changed the week after it closed (hover shows both)"
-# A projection years out would squash the weeks that happened into a sliver.
-MAX_PROJECTION_DAYS = 182
+SUBTITLE_FONT = {"size": 14, "color": "#37474f"}
+# A projection months out would squash the weeks that happened into a sliver: draw it at
+# most as far ahead as the history reaches back (within these bounds) and say where it ends.
+MIN_PROJECTION_DAYS, MAX_PROJECTION_DAYS = 28, 182
+
+
+def _subtitle(fig: go.Figure, title: str, subtitle: str) -> None:
+    fig.update_layout(title={"text": title, "subtitle": {"text": subtitle, "font": SUBTITLE_FONT}},
+                      margin={"t": 120})
+
+
+def _slanted_weeks(fig: go.Figure) -> None:
+    # Half-width charts: slanted week labels fit, given the room below the axis to show them.
+    fig.update_xaxes(tickangle=-45)
+    fig.update_layout(margin={"b": 100})
+
+
+def _pct(value: float) -> str:
+    return "" if pd.isna(value) else f"{value:.1f}%"
 
 
 def week_title(monday: date) -> str:
@@ -55,14 +72,15 @@ def stage_mix_chart(mix: pd.DataFrame, *, track_name: str) -> go.Figure:
             )
         )
     base_layout(fig, title=title, x="Week (ISO)", y="Tenants", height=420)
-    fig.update_layout(barmode="stack", bargap=0.25)
+    # Legend left to right in track order (plotly reverses it for stacked bars by default).
+    fig.update_layout(barmode="stack", bargap=0.25, legend={"traceorder": "normal"})
     restated = mix.groupby("week_label", sort=False)["restated"].any()
     totals = mix.groupby("week_label", sort=False)["n_current"].sum()
     for week in [w for w in weeks if restated.get(w, False)]:
         fig.add_annotation(x=week, y=totals[week], text="*", showarrow=False, yanchor="bottom",
                            font={"size": 20, "color": DEADLINE_COLOR})
     if restated.any():
-        fig.update_layout(title={"text": title, "subtitle": {"text": RESTATED_NOTE}})
+        _subtitle(fig, title, RESTATED_NOTE)
     return fig
 
 
@@ -78,8 +96,9 @@ def e2ee_adoption_chart(adoption: pd.DataFrame) -> go.Figure:
             x=adoption["week_label"],
             y=adoption["pct_current"],
             mode="lines+markers+text",
-            text=[f"{p:.1f}%" if pd.notna(p) else "" for p in adoption["pct_current"]],
-            textposition="top center",
+            # Only the newest value is written out: a label on every week would overlap.
+            text=[""] * (len(adoption) - 1) + [_pct(adoption["pct_current"].iloc[-1])],
+            textposition="top left",
             line={"color": stage_color("enabled"), "width": 3},
             customdata=list(zip(adoption["enabled_current"], adoption["paid_current"], strict=True)),
             hovertemplate="%{x}: %{y:.1f}% (%{customdata[0]:,} of %{customdata[1]:,} paid tenants)"
@@ -100,6 +119,7 @@ def e2ee_adoption_chart(adoption: pd.DataFrame) -> go.Figure:
     base_layout(fig, title=title, x="Week (ISO)", y="Paid tenants with E2EE enabled")
     top = max(10.0, float(adoption[["pct_current", "pct_reported"]].max().max()) * 1.25)
     fig.update_yaxes(range=[0, min(top, 105)], ticksuffix="%")
+    _slanted_weeks(fig)
     return fig
 
 
@@ -108,6 +128,7 @@ def weekly_burnup_chart(burnup: pd.DataFrame) -> go.Figure:
     fig = plan_burnup_chart(burnup.assign(label=burnup["week_label"]))
     if not burnup.empty:
         fig.update_layout(xaxis_title="Week (ISO)")
+        _slanted_weeks(fig)
     return fig
 
 
@@ -132,7 +153,9 @@ def forecast_chart(forecast: Forecast, *, track_name: str = "GCM enforced") -> g
     last = forecast.last
     end = last.as_of
     if forecast.status == "projected":
-        end = min(forecast.projected, last.as_of + timedelta(days=MAX_PROJECTION_DAYS))
+        reach = (last.as_of - hist[0].as_of).days
+        horizon = min(max(reach, MIN_PROJECTION_DAYS), MAX_PROJECTION_DAYS)
+        end = min(forecast.projected, last.as_of + timedelta(days=horizon))
         span = (forecast.projected - last.as_of).days
         pct_at_end = last.pct + (100.0 - last.pct) * (end - last.as_of).days / span
         fig.add_trace(
@@ -145,17 +168,20 @@ def forecast_chart(forecast: Forecast, *, track_name: str = "GCM enforced") -> g
                 hovertemplate="%{x}: %{y:.1f}% projected<extra></extra>",
             )
         )
+        if end < forecast.projected:
+            fig.add_annotation(x=end.isoformat(), y=pct_at_end, xanchor="right", yanchor="bottom",
+                               text=f"100% on {forecast.projected:%Y-%m-%d} →", showarrow=False,
+                               font={"color": PROJECTED_COLOR})
     lo = hist[0].as_of - timedelta(days=4)
     hi = max(end, forecast.deadline or end) + timedelta(days=4)
     if forecast.deadline is not None:
         fig.add_shape(type="line", x0=forecast.deadline.isoformat(), x1=forecast.deadline.isoformat(),
                       y0=0, y1=1, yref="paper", line={"color": DEADLINE_COLOR, "width": 2, "dash": "dot"})
-        fig.add_annotation(x=forecast.deadline.isoformat(), y=1, yref="paper", yanchor="bottom",
-                           text=f"deadline {forecast.deadline:%Y-%m-%d}", showarrow=False,
+        fig.add_annotation(x=forecast.deadline.isoformat(), y=0.02, yref="paper", xanchor="left",
+                           yanchor="bottom", text=f" deadline {forecast.deadline:%Y-%m-%d}", showarrow=False,
                            font={"color": DEADLINE_COLOR})
     base_layout(fig, title=title, x="Date (end of week)", y="Tenants at the final stage", height=420)
-    fig.update_layout(title={"text": title, "subtitle": {"text": forecast.summary}},
-                      margin={"t": 110})
+    _subtitle(fig, title, forecast.summary)
     fig.update_xaxes(type="date", range=[lo.isoformat(), hi.isoformat()])
     fig.update_yaxes(range=[0, 105], ticksuffix="%")
     return fig

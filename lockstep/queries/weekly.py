@@ -38,7 +38,7 @@ ENCRYPTION = "encryption"
 E2EE = "e2ee"
 TOP_TENANTS = 10
 # Why a tenant counts as stuck, in words for the tables, and the per-tier column of each.
-STUCK_REASONS = ("blocked", "rolled back", "not started after the deadline")
+STUCK_REASONS = ("blocked", "rolled back", "legacy cipher after the deadline")
 STUCK_COLUMNS = ("blocked", "rolled_back", "not_started_late")
 
 WS = WeeklySnapshot

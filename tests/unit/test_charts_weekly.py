@@ -88,6 +88,7 @@ def test_e2ee_adoption_is_a_percent_line_with_the_reported_line_only_when_restat
     fig = e2ee_adoption_chart(adoption(False))
     assert [t.name for t in fig.data] == ["Enabled (current)"]
     assert list(fig.data[0].y) == [5.0, 10.0]
+    assert list(fig.data[0].text) == ["", "10.0%"]
     assert fig.data[0].line.color == STAGE_COLORS["enabled"]
     assert fig.layout.yaxis.ticksuffix == "%"
     assert fig.layout.yaxis.range[1] >= 10.0
@@ -124,9 +125,14 @@ def test_a_far_projection_is_cut_so_the_weeks_stay_readable():
     f = project([WeekPoint(W20, 0, 10_000), WeekPoint(W21, 10, 10_000)], deadline=date(2020, 5, 30))
     fig = forecast_chart(f)
     projected = fig.data[1]
-    assert projected.x[1] == (date(2020, 5, 24) + timedelta(days=182)).isoformat()
-    assert 0.1 < projected.y[1] < 100
+    # One week of history: the line reaches the minimum four weeks ahead, and says where 100% lands.
+    assert projected.x[1] == (date(2020, 5, 24) + timedelta(days=28)).isoformat()
+    assert 0.1 < projected.y[1] < 1
     assert str(f.projected) in fig.layout.title.subtitle.text
+    assert f"100% on {f.projected} →" in [a.text for a in fig.layout.annotations]
+    long = [WeekPoint(W20 - timedelta(days=7 * i), 10 * (40 - i), 10_000) for i in range(40)]
+    far = forecast_chart(project(long, deadline=None)).data[1]
+    assert far.x[1] == (date(2020, 5, 17) + timedelta(days=182)).isoformat()
 
 
 def test_no_pace_draws_no_projection():
