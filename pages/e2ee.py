@@ -23,7 +23,7 @@ if stages.empty:
     )
     st.stop()
 order = list(stages["stage"])
-enabled = order[int((~stages["is_side"]).sum()) - 1]
+enabled = cached_query(q.enabled_stage)
 if actor.is_manager:
     st.caption("Your tenants only.")
 

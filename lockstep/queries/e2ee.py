@@ -8,7 +8,7 @@ enabled, side stages included.
 from __future__ import annotations
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from lockstep.models import CurrentState, StageCount, Tenant, TenantFeature, Tier, Track, TrackStage
@@ -61,7 +61,7 @@ def blocker_sentence(feature: str) -> str:
     return f"{feature_name(feature)} is in use; E2EE meetings do not support it yet."
 
 
-def enabled_stage(session: Session, track: str = E2EE) -> str | None:
+def enabled_stage(*, session: Session, track: str = E2EE) -> str | None:
     """The last ordered stage of the track (what "enabled" means), or None without stages."""
     return session.scalar(
         select(TrackStage.code)
@@ -103,12 +103,12 @@ def adoption_by_tier(*, session: Session, actor: Actor, track: str = E2EE) -> pd
     return df
 
 
-def _not_enabled(session: Session, actor: Actor, track: str):
-    """SELECT tenant_id of the actor's covered tenants not yet at the enabled stage."""
-    done = enabled_stage(session, track)
+def _not_enabled(session: Session, actor: Actor, track: str) -> Select:
+    """SELECT tenant_id of the actor's covered tenants not yet at the enabled stage (add columns freely)."""
     return scoped(
         select(CurrentState.tenant_id).where(
-            CurrentState.track_code == track, CurrentState.stage_code != done
+            CurrentState.track_code == track,
+            CurrentState.stage_code != enabled_stage(session=session, track=track),
         ),
         actor,
         CurrentState.account_manager,
@@ -139,14 +139,11 @@ def blockers_ranking(*, session: Session, actor: Actor, track: str = E2EE) -> pd
 
 def not_enabled_by_manager(*, session: Session, actor: Actor, track: str = E2EE) -> pd.DataFrame:
     """Covered tenants not yet enabled, per account manager: columns account_manager, tenants."""
-    done = enabled_stage(session, track)
-    stmt = scoped(
-        select(CurrentState.account_manager, func.count().label("tenants")).where(
-            CurrentState.track_code == track, CurrentState.stage_code != done
-        ),
-        actor,
-        CurrentState.account_manager,
-    ).group_by(CurrentState.account_manager)
+    stmt = (
+        _not_enabled(session, actor, track)
+        .with_only_columns(CurrentState.account_manager, func.count().label("tenants"))
+        .group_by(CurrentState.account_manager)
+    )
     df = pd.DataFrame(session.execute(stmt).all(), columns=["account_manager", "tenants"])
     df["tenants"] = df["tenants"].astype(int)
     return df.sort_values(["tenants", "account_manager"], ascending=[False, True]).reset_index(drop=True)
@@ -159,9 +156,9 @@ def not_enabled_tenants(
 
     Columns: external_id, name, tier, region, stage, since, blockers (plain names, "; "-joined).
     """
-    done = enabled_stage(session, track)
-    stmt = scoped(
-        select(
+    stmt = (
+        _not_enabled(session, actor, track)
+        .with_only_columns(
             Tenant.id,
             Tenant.external_id,
             Tenant.name,
@@ -170,12 +167,11 @@ def not_enabled_tenants(
             CurrentState.stage_code,
             CurrentState.since,
         )
-        .join(CurrentState, (CurrentState.tenant_id == Tenant.id) & (CurrentState.track_code == track))
-        .where(CurrentState.stage_code != done, CurrentState.account_manager == manager),
-        actor,
-        CurrentState.account_manager,
+        .join_from(CurrentState, Tenant, Tenant.id == CurrentState.tenant_id)
+        .where(CurrentState.account_manager == manager)
+        .order_by(Tenant.name, Tenant.external_id)
+        .limit(limit)
     )
-    stmt = stmt.order_by(Tenant.name, Tenant.external_id).limit(limit)
     df = pd.DataFrame(
         session.execute(stmt).all(),
         columns=["id", "external_id", "name", "tier", "region", "stage", "since"],

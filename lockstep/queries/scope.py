@@ -10,18 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TypeVar
 
-from sqlalchemy import ColumnElement, Select, true
+from sqlalchemy import Select
 
 from lockstep.permissions import Actor
 
 S = TypeVar("S", bound=Select)
-
-
-def own_tenants(actor: Actor, manager_column) -> ColumnElement[bool]:
-    """A WHERE clause limiting rows to the actor's tenants (always true for non-managers)."""
-    if actor.is_manager:
-        return manager_column == actor.email
-    return true()
 
 
 def scoped(stmt: S, actor: Actor, manager_column) -> S:
