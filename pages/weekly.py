@@ -15,6 +15,7 @@ from lockstep.charts.weekly import (
 from lockstep.db import write_session
 from lockstep.errors import LockstepError
 from lockstep.permissions import can
+from lockstep.queries import rollout as rollout_queries
 from lockstep.queries import weekly as q
 from lockstep.queries.program import program_today
 from lockstep.services.snapshots import backfill_weeks
@@ -72,7 +73,8 @@ st.caption(
     "Counts are at the end of each week; a * marks a week changed after it closed."
 )
 
-names = cached_query(q.track_names)
+tracks = cached_query(rollout_queries.tracks)
+names = dict(zip(tracks["code"], tracks["name"], strict=True))
 forecast = cached_query(q.encryption_forecast, as_of_week=as_of_week)
 adoption = cached_query(q.e2ee_adoption_by_week, as_of_week=as_of_week)
 burnup = cached_query(q.plan_burnup, as_of_week=as_of_week)

@@ -29,6 +29,7 @@ from lockstep.models import (
     Workstream,
 )
 from lockstep.permissions import Actor
+from lockstep.queries.overview import final_stage
 from lockstep.queries.plan import is_overdue
 from lockstep.queries.plan import plan_burnup as plan_burnup_by_program_week
 from lockstep.queries.scope import scoped
@@ -73,20 +74,6 @@ def closed_weeks(*, session: Session) -> pd.DataFrame:
     return _labels(frame)
 
 
-def track_names(*, session: Session) -> dict[str, str]:
-    """Track code -> name, in plan order."""
-    return dict(session.execute(select(Track.code, Track.name).order_by(Track.position, Track.code)).all())
-
-
-def _final_stage(session: Session, track: str) -> str | None:
-    return session.scalar(
-        select(TrackStage.code)
-        .where(TrackStage.track_code == track, TrackStage.is_side.is_(False))
-        .order_by(TrackStage.position.desc())
-        .limit(1)
-    )
-
-
 def stage_mix_by_week(
     *, session: Session, track: str, tiers: list[str] | None = None, as_of_week: date | None = None
 ) -> pd.DataFrame:
@@ -122,7 +109,7 @@ def e2ee_adoption_by_week(
     (int), pct_reported (float), paid_current (int), enabled_current (int), pct_current
     (float; NaN when there are no paid tenants), restated (bool).
     """
-    final = _final_stage(session, track)
+    final = final_stage(session=session, track=track)
     enabled = WS.stage_code == final
     rows = session.execute(
         select(
@@ -199,7 +186,7 @@ def plan_burnup(
 
 def encryption_forecast(*, session: Session, as_of_week: date, track: str = ENCRYPTION) -> Forecast:
     """When every tenant reaches the track's last stage, from the closed weeks up to `as_of_week`."""
-    final = _final_stage(session, track)
+    final = final_stage(session=session, track=track)
     deadline = session.scalar(select(Track.deadline).where(Track.code == track))
     rows = session.execute(
         select(WS.week_start, func.sum(case((WS.stage_code == final, WS.n_current), else_=0)),
