@@ -89,7 +89,7 @@ def _state_cols() -> dict:
     }
 
 
-def _counts_now(session: Session, track: str, actor: Actor, filters: dict) -> Select:
+def _counts_now(track: str, actor: Actor, filters: dict) -> Select:
     """SELECT stage, n for `track` now: live counts, or per tenant when narrowed to managers."""
     if is_narrowed(actor, filters.get("managers")):
         stmt = select(CurrentState.stage_code.label("stage"), func.count().label("n")).where(
@@ -114,7 +114,7 @@ def stage_funnel(
     with a stage filter, only the chosen stages.
     """
     filters = {"tiers": tiers, "regions": regions, "managers": managers, "stages": stages}
-    counts = _counts_now(session, track, actor, filters).subquery()
+    counts = _counts_now(track, actor, filters).subquery()
     stmt = (
         select(
             TrackStage.code,
@@ -161,9 +161,7 @@ def stage_mix_by_week(
         weekly = pd.DataFrame(session.execute(stmt).all(), columns=["week_start", "stage", "n"])
         weekly["week"] = [week_label(d) for d in weekly["week_start"]]
         frames.append(weekly)
-    now = pd.DataFrame(
-        session.execute(_counts_now(session, track, actor, filters)).all(), columns=["stage", "n"]
-    )
+    now = pd.DataFrame(session.execute(_counts_now(track, actor, filters)).all(), columns=["stage", "n"])
     now["week_start"] = None
     now["week"] = NOW
     frames.append(now)
