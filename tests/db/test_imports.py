@@ -497,3 +497,20 @@ def test_back_dated_events_restate_closed_weeks(db, tmp_path):
         }
     assert rows == {"legacy_cipher": (1, 0), "clients_upgraded": (0, 1)}
     assert_state_matches_events(db)
+
+
+def test_bulk_load_path_rebuilds_the_indexes_it_set_aside(db, tmp_path, monkeypatch):
+    from sqlalchemy import inspect
+
+    import lockstep.services.imports as imports
+
+    monkeypatch.setattr(imports, "BULK_LOAD_AT", 1)
+    before = {t: {i["name"] for i in inspect(db).get_indexes(t)} for t in ("rollout_events", "current_state")}
+    lines = [f"t1-{i:05d},encryption,gcm_enabled,2020-05-0{1 + i % 5},," for i in range(10)]
+    assert (
+        import_events(engine=db, path=write_csv(tmp_path, "e.csv", EVENT_HEADER, lines), actor=SYSTEM).added
+        == 10
+    )
+    after = {t: {i["name"] for i in inspect(db).get_indexes(t)} for t in ("rollout_events", "current_state")}
+    assert after == before and "ix_rollout_events_track_occurred" in after["rollout_events"]
+    assert_state_matches_events(db)
