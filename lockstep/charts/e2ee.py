@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
-from lockstep.charts import base_layout, empty_figure, stage_color, stage_label
+from lockstep.charts import base_layout, empty_figure, stage_color
+from lockstep.charts.rollout import stage_bars
 
 
 def adoption_by_tier_figure(df: pd.DataFrame, *, title: str, stage_order: Sequence[str]) -> go.Figure:
@@ -18,22 +19,7 @@ def adoption_by_tier_figure(df: pd.DataFrame, *, title: str, stage_order: Sequen
     if df.empty or int(df["n"].sum()) == 0:
         return empty_figure(title)
     tiers = list(dict.fromkeys(df["tier_name"]))
-    pivot = df.pivot_table(index="tier_name", columns="stage", values="n", aggfunc="sum", fill_value=0)
-    pivot = pivot.reindex(tiers, fill_value=0)
-    stages = [s for s in stage_order if s in pivot.columns] + [
-        s for s in pivot.columns if s not in stage_order
-    ]
-    fig = go.Figure()
-    for stage in stages:
-        fig.add_trace(
-            go.Bar(
-                x=tiers,
-                y=[int(v) for v in pivot[stage]],
-                name=stage_label(stage),
-                marker_color=stage_color(stage),
-                hovertemplate=f"{stage_label(stage)}: %{{y:,}}<extra>%{{x}}</extra>",
-            )
-        )
+    fig = stage_bars(df, by="tier_name", categories=tiers, stage_order=stage_order)
     base_layout(fig, title=title, x="Tier", y="Tenants")
     fig.update_layout(barmode="group")
     return fig

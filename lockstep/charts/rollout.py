@@ -63,6 +63,32 @@ def _week_order(df: pd.DataFrame) -> list[str]:
     return [w for _, w in closed] + live
 
 
+def stage_bars(
+    df: pd.DataFrame, *, by: str, categories: Sequence[str], stage_order: Sequence[str]
+) -> go.Figure:
+    """One bar trace per stage (in `stage_order`, coloured per stage) over the `by` categories.
+
+    Expects columns `by`, stage, n; a category missing for a stage counts as zero.
+    """
+    pivot = df.pivot_table(index=by, columns="stage", values="n", aggfunc="sum", fill_value=0)
+    pivot = pivot.reindex(list(categories), fill_value=0)
+    stages = [s for s in stage_order if s in pivot.columns] + [
+        s for s in pivot.columns if s not in stage_order
+    ]
+    fig = go.Figure()
+    for stage in stages:
+        fig.add_trace(
+            go.Bar(
+                x=list(categories),
+                y=[int(v) for v in pivot[stage]],
+                name=stage_label(stage),
+                marker_color=stage_color(stage),
+                hovertemplate=f"{stage_label(stage)}: %{{y:,}}<extra>%{{x}}</extra>",
+            )
+        )
+    return fig
+
+
 def stage_mix_by_week_figure(df: pd.DataFrame, *, title: str, stage_order: Sequence[str]) -> go.Figure:
     """Stacked bars of tenants per stage for each closed week and now.
 
@@ -72,22 +98,7 @@ def stage_mix_by_week_figure(df: pd.DataFrame, *, title: str, stage_order: Seque
     if df.empty or int(df["n"].sum()) == 0:
         return empty_figure(title)
     weeks = _week_order(df)
-    pivot = df.pivot_table(index="week", columns="stage", values="n", aggfunc="sum", fill_value=0)
-    pivot = pivot.reindex(weeks, fill_value=0)
-    stages = [s for s in stage_order if s in pivot.columns] + [
-        s for s in pivot.columns if s not in stage_order
-    ]
-    fig = go.Figure()
-    for stage in stages:
-        fig.add_trace(
-            go.Bar(
-                x=weeks,
-                y=[int(v) for v in pivot[stage]],
-                name=stage_label(stage),
-                marker_color=stage_color(stage),
-                hovertemplate=f"{stage_label(stage)}: %{{y:,}}<extra>%{{x}}</extra>",
-            )
-        )
+    fig = stage_bars(df, by="week", categories=weeks, stage_order=stage_order)
     base_layout(fig, title=title, x="ISO week", y="Tenants")
     # Plotly reverses a stacked chart's legend by default; keep it in stage order.
     fig.update_layout(barmode="stack", legend_traceorder="normal")
