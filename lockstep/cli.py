@@ -190,6 +190,49 @@ def cmd_snapshot_backfill(args) -> int:
     return EXIT_OK
 
 
+REPORT_KINDS = {".pdf": "pdf", ".html": "html", ".htm": "html"}
+
+
+def _report_kind(path: Path, allowed: tuple[str, ...]) -> str:
+    kind = REPORT_KINDS.get(path.suffix.lower())
+    if kind not in allowed:
+        raise ValidationError(f"{path}: the file name must end in {' or '.join('.' + k for k in allowed)}")
+    # Checked before the report is made: drawing the charts takes seconds.
+    if not path.parent.is_dir():
+        raise ValidationError(f"{path}: the folder {path.parent} does not exist")
+    return kind
+
+
+def _write_report(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+    print(f"wrote {path} ({len(data):,} bytes)")
+
+
+def cmd_report_weekly(args) -> int:
+    from lockstep.clock import parse_week
+    from lockstep.db import read_session
+    from lockstep.reports.weekly import weekly_report_file
+
+    out = Path(args.output)
+    kind = _report_kind(out, ("pdf", "html"))
+    with read_session(_engine()) as session:
+        data = weekly_report_file(session=session, actor=SYSTEM, week_start=parse_week(args.week), kind=kind)
+    _write_report(out, data)
+    return EXIT_OK
+
+
+def cmd_report_customer(args) -> int:
+    from lockstep.db import read_session
+    from lockstep.reports.customer import customer_report
+
+    out = Path(args.output)
+    _report_kind(out, ("pdf",))
+    with read_session(_engine()) as session:
+        data = customer_report(session=session, actor=SYSTEM, tenant_external_id=args.tenant)
+    _write_report(out, data)
+    return EXIT_OK
+
+
 def _safe_url() -> str:
     from sqlalchemy.engine import make_url
 
@@ -260,6 +303,17 @@ def build_parser() -> argparse.ArgumentParser:
     snap.add_parser("backfill", help="close every ended week of the program not yet closed").set_defaults(
         func=cmd_snapshot_backfill
     )
+
+    rep = sub.add_parser("report", help="reports to send: weekly (PDF/HTML), customer status (PDF)")
+    rsub = rep.add_subparsers(dest="report_cmd", required=True)
+    weekly = rsub.add_parser("weekly", help="the executive weekly report of a closed week")
+    weekly.add_argument("--week", required=True, help="ISO week, e.g. 2020-W21 (must be closed)")
+    weekly.add_argument("-o", "--output", required=True, help="file to write: .pdf or .html")
+    weekly.set_defaults(func=cmd_report_weekly)
+    cust = rsub.add_parser("customer", help="one tenant's status report, to send the customer")
+    cust.add_argument("tenant", metavar="TENANT_ID", help="the tenant's external id, e.g. T0000042")
+    cust.add_argument("-o", "--output", required=True, help="file to write: .pdf")
+    cust.set_defaults(func=cmd_report_customer)
     return p
 
 

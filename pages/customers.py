@@ -13,6 +13,7 @@ from lockstep.queries import customers as q
 from lockstep.queries.rollout import filter_options
 from lockstep.services.notes import MAX_NOTE_CHARS, add_note
 from lockstep.ui.data import cached_query, clear_after_write, engine
+from lockstep.ui.reports import customer_report_button
 from lockstep.ui.session import current_actor
 from lockstep.ui.share_widgets import share_link_panel
 
@@ -99,6 +100,7 @@ st.download_button(
     mime="text/csv",
     key="customers_csv",
 )
+customer_report_button(actor, status.external_id)
 
 # --- notes ----------------------------------------------------------------------------------
 if can(actor, "note.add"):

@@ -20,6 +20,7 @@ from lockstep.queries import weekly as q
 from lockstep.queries.program import program_today
 from lockstep.services.snapshots import backfill_weeks
 from lockstep.ui.data import cached_query, clear_after_write, engine
+from lockstep.ui.reports import weekly_report_buttons
 from lockstep.ui.session import current_actor
 
 actor = current_actor()
@@ -72,6 +73,7 @@ st.caption(
     f"{len(mondays)} closed week(s), {week_title(mondays[0])} to {week_title(mondays[-1])}. "
     "Counts are at the end of each week; a * marks a week changed after it closed."
 )
+weekly_report_buttons(actor, as_of_week)
 
 tracks = cached_query(rollout_queries.tracks)
 names = dict(zip(tracks["code"], tracks["name"], strict=True))

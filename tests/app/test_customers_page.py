@@ -50,7 +50,7 @@ def test_customer_status_matches_sql(open_page, demo_engine, role):
         {"e": ext},
     )
     assert [m.value for m in at.metric if m.label == "Now"] == [r[0] for r in stages]
-    assert len(at.get("download_button")) == 1
+    assert [b.key for b in at.get("download_button")] == ["customers_csv", "customers_pdf"]
 
 
 def _names(engine, ids: list[str]) -> list[tuple[str, str]]:
