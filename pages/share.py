@@ -50,7 +50,7 @@ for tr in status.tracks:
         width="stretch",
     )
 
-st.subheader("End-to-end encryption")
+st.subheader("Can this account use end-to-end encryption?")
 st.text(status.e2ee_text)
 for sentence in status.blockers:
     st.text(f"• {sentence}")

@@ -43,17 +43,25 @@ def build_navigation():
     """An st.navigation over exactly what this visitor may open (the caller runs the page)."""
     # A share link shows one tenant and nothing else, signed in or not: no sidebar, no menu.
     if "token" in st.query_params:
-        return st.navigation([_page("share", "Status", default=True)], position="hidden")
+        # The default page is served at "/" under no name, so /share?token=... needs a named
+        # page too, or Streamlit would show "page not found" before falling back to it.
+        share = str(ROOT / "pages" / "share.py")
+        return st.navigation(
+            [_page("status", "Status", default=True, script=share), _page("share", "Status", hidden=True)],
+            position="hidden",
+        )
     actor = signed_in_actor()
     if actor is None:
         # Any page's address shows the sign-in form, so after signing in the visitor lands
         # where they were going (a reload starts a new, signed-out session).
-        aliases = [_page(key, "Sign in", script=LOGIN, hidden=True) for key in PAGES]
-        return st.navigation([_page("login", "Sign in", default=True), *aliases], position="hidden")
+        aliases = [_page(key, "Sign in", script=LOGIN, hidden=True) for key in (*PAGES, "login")]
+        return st.navigation([_page("signin", "Sign in", default=True, script=LOGIN), *aliases],
+                             position="hidden")
     keys = pages_for(actor.role)
     pages = [_page(key, PAGES[key][0], default=(i == 0)) for i, key in enumerate(keys)]
-    # Registered but hidden: a rerun right after signing in (or sign-out's switch) lands here.
-    nav = st.navigation([*pages, _page("login", "Sign in", hidden=True)], position="hidden")
+    # Registered but hidden: the rerun right after signing in lands on one of these.
+    sign_in = [_page(key, "Sign in", script=LOGIN, hidden=True) for key in ("signin", "login")]
+    nav = st.navigation([*pages, *sign_in], position="hidden")
     with st.sidebar:
         st.markdown("**:material/lock: Lockstep**")
         for page in pages:
