@@ -35,6 +35,7 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
+    cast,
     delete,
     func,
     insert,
@@ -89,6 +90,7 @@ WRITE_CHUNK = 50_000
 # Above this many tenants, one scan beats batches of `IN (...)` look-ups.
 SCAN_AT = 20_000
 IN_BATCH = 500
+FETCH_BATCH = 50_000
 # SQLite bulk loads: from this many new events, plain indexes are rebuilt once (see _sqlite_bulk_load).
 BULK_LOAD_AT = 50_000
 BULK_CACHE_KIB = 64 * 1024
@@ -463,19 +465,31 @@ def _lock(session: Session, table: str) -> None:
 
 
 def _for_tenants(session: Session, stmt, column, tenant_ids: np.ndarray) -> list:
-    """Rows of `stmt` for these tenant ids: batched IN look-ups, or one scan when there are many."""
+    """Rows of `stmt` for these tenant ids (see _tenant_batches)."""
+    return list(itertools.chain.from_iterable(_tenant_batches(session, stmt, column, tenant_ids)))
+
+
+def _tenant_batches(session: Session, stmt, column, tenant_ids: np.ndarray) -> Iterator[list]:
+    """Rows of `stmt` for these tenant ids in batches: IN look-ups, or one streamed scan if many."""
     ids = np.unique(tenant_ids)
     if len(ids) == 0:
-        return []
+        return
     # Core execution on the session's connection: no ORM row processing on large reads.
     conn = session.connection()
     if len(ids) > SCAN_AT:
         wanted = set(ids.tolist())
-        return [r for r in conn.execute(stmt) if r[0] in wanted]
-    out: list = []
+        result = conn.execute(stmt.execution_options(stream_results=True, yield_per=FETCH_BATCH))
+        for part in result.partitions(FETCH_BATCH):
+            yield [r for r in part if r[0] in wanted]
+        return
     for start in range(0, len(ids), IN_BATCH):
-        out += conn.execute(stmt.where(column.in_(ids[start : start + IN_BATCH].tolist()))).all()
-    return out
+        yield conn.execute(stmt.where(column.in_(ids[start : start + IN_BATCH].tolist()))).all()
+
+
+def _stamps(values: tuple) -> np.ndarray:
+    """Stored times read as text (cheaper than a datetime object per row) to microseconds since the epoch."""
+    parsed = pd.to_datetime(pd.Series(values, dtype="str"), format="ISO8601")
+    return parsed.to_numpy(dtype="datetime64[us]").astype(np.int64)
 
 
 def _now_text() -> tuple[datetime, str]:
@@ -1144,7 +1158,7 @@ def _current_states(session: Session, check: _EventCheck, tenant_ids: np.ndarray
         CurrentState.track_code,
         CurrentState.stage_code,
         CurrentState.reached_stage_code,
-        CurrentState.since,
+        cast(CurrentState.since, String),
     ).where(CurrentState.last_event_id.is_not(None))
     found = _columns(_for_tenants(session, stmt, CurrentState.tenant_id, tenant_ids), 5)
     reached_pos = {(k, s): p for k, r in check.rules.items() for p, s in enumerate(r.stages)}
@@ -1154,7 +1168,7 @@ def _current_states(session: Session, check: _EventCheck, tenant_ids: np.ndarray
             "track": _codes(found[1], check.tracks),
             "cur_stage": _codes(found[2], check.stages),
             "reached_pos": [reached_pos.get(kr, -1) for kr in zip(found[1], found[3], strict=True)],
-            "since": np.asarray(found[4], dtype="datetime64[us]").astype(np.int64),
+            "since": _stamps(found[4]),
         }
     )
     return frame[(frame["track"] >= 0) & (frame["reached_pos"] >= 0)].astype({"reached_pos": "int64"})
@@ -1168,21 +1182,30 @@ def _stored_events(session: Session, check: _EventCheck, groups: pd.DataFrame) -
     stmt = select(
         RolloutEvent.tenant_id,
         RolloutEvent.track_code,
-        RolloutEvent.occurred_at,
+        cast(RolloutEvent.occurred_at, String),
         RolloutEvent.stage_code,
         RolloutEvent.id,
     )
-    found = _columns(_for_tenants(session, stmt, RolloutEvent.tenant_id, groups["tenant"].to_numpy()), 5)
-    events = pd.DataFrame(
-        {
-            "tenant": np.asarray(found[0], dtype=np.int64),
-            "track": _codes(found[1], check.tracks),
-            "t": np.asarray(found[2], dtype="datetime64[us]").astype(np.int64),
-            "stage": _codes(found[3], check.stages),
-            "id": np.asarray(found[4], dtype=np.int64),
-        }
-    )
-    events = events.merge(groups[["tenant", "track"]], on=["tenant", "track"])
+    wanted = groups[["tenant", "track"]]
+    parts = []
+    # Each batch is reduced to numeric columns at once, so a large history never sits in memory as rows.
+    for batch in _tenant_batches(session, stmt, RolloutEvent.tenant_id, groups["tenant"].to_numpy()):
+        if not batch:
+            continue
+        found = _columns(batch, 5)
+        part = pd.DataFrame(
+            {
+                "tenant": np.asarray(found[0], dtype=np.int64),
+                "track": _codes(found[1], check.tracks),
+                "t": _stamps(found[2]),
+                "stage": _codes(found[3], check.stages),
+                "id": np.asarray(found[4], dtype=np.int64),
+            }
+        )
+        parts.append(part.merge(wanted, on=["tenant", "track"]))
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype="int64") for c in cols})
+    events = pd.concat(parts, ignore_index=True)
     return events.sort_values(["tenant", "track", "t", "id"], kind="stable").reset_index(drop=True)
 
 

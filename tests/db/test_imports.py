@@ -514,3 +514,27 @@ def test_bulk_load_path_rebuilds_the_indexes_it_set_aside(db, tmp_path, monkeypa
     after = {t: {i["name"] for i in inspect(db).get_indexes(t)} for t in ("rollout_events", "current_state")}
     assert after == before and "ix_rollout_events_track_occurred" in after["rollout_events"]
     assert_state_matches_events(db)
+
+
+def test_scanning_reads_give_the_same_answers_as_batched_look_ups(db, tmp_path, monkeypatch):
+    import lockstep.services.imports as imports
+
+    monkeypatch.setattr(imports, "SCAN_AT", 0)  # every read of stored rows takes the streamed-scan path
+    first = [
+        f"{PRO},encryption,gcm_enabled,2020-04-20T08:00:00.5Z,,",
+        f"{FREE},encryption,gcm_enforced,2020-05-01,,",
+    ]
+    assert (
+        import_events(engine=db, path=write_csv(tmp_path, "a.csv", EVENT_HEADER, first), actor=SYSTEM).added
+        == 2
+    )
+    later = [
+        *first,
+        f"{PRO},encryption,clients_upgraded,2020-04-10,,",
+        f"{PRO},encryption,gcm_enforced,2020-05-01,,",
+    ]
+    result = import_events(engine=db, path=write_csv(tmp_path, "b.csv", EVENT_HEADER, later), actor=SYSTEM)
+    assert (result.added, result.skipped) == (2, 2)
+    assert_state_matches_events(db)
+    got = reject_events(db, tmp_path, [f"{FREE},encryption,clients_upgraded,2020-05-02,,"])
+    assert [(r, c) for r, c, _, _ in got] == [(2, "stage")]
