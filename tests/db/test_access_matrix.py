@@ -465,3 +465,11 @@ def test_a_manager_cannot_read_another_managers_tenant_even_by_id(world):
         # Everyone else may read any tenant.
         for role in ("admin", "security_lead", "executive"):
             assert customer_status(session=s, actor=ACTORS[role], tenant_external_id=world.other)
+
+
+def test_docs_show_the_tables_as_they_are():
+    from lockstep.access import action_matrix_markdown, page_matrix_markdown
+
+    doc = (ROOT / "docs" / "security.md").read_text()
+    assert page_matrix_markdown() in doc
+    assert action_matrix_markdown() in doc
