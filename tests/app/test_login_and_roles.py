@@ -228,3 +228,15 @@ def test_sso_refuses_an_unknown_email_with_a_plain_message(app, demo_engine):
 def test_without_sso_configured_there_is_no_sso_button(app):
     at = app.run()
     assert not [b for b in at.button if b.key == "login_sso"]
+
+
+def test_sso_sign_out_also_ends_the_identity_cookie_session(app, demo_engine):
+    app.secrets = SSO_SECRETS
+    app.user = {"is_logged_in": True, "email": EMAIL["executive"], "email_verified": True}
+    at = app.run()
+    assert at.session_state["actor"].role == "executive"
+    at.sidebar.button(key="sign_out").click().run()
+    assert not at.exception
+    assert "actor" not in at.session_state
+    assert not at.user.get("is_logged_in")
+    assert audit_rows(demo_engine, "auth.sign_out") == [(EMAIL["executive"], EMAIL["executive"])]
