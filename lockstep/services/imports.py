@@ -108,6 +108,8 @@ MAX_LEN = {
 FEATURE_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 VERSION = r"^\d+(\.\d+)*$"
 WHOLE_NUMBER = r"^\d{1,12}$"
+# Marks a side stage (blocked, rolled_back) in the stage-position table of the rule check.
+SIDE = 1000
 
 
 @dataclass
@@ -1016,9 +1018,6 @@ class _EventCheck:
                 }
             )
         )
-
-
-SIDE = 1000
 
 
 @dataclass
