@@ -665,7 +665,11 @@ def load_demo(
             e2ee_blocking=blocking,
         )
         added_tenants = imports.import_tenant_frame(
-            session=session, frame=data.tenants, actor=actor, source_name="demo"
+            session=session,
+            frame=data.tenants,
+            actor=actor,
+            source_name="demo",
+            created_at=datetime.combine(program.start_date, time()),
         )
         added_events = imports.import_event_frame(
             session=session, frame=data.events, actor=actor, source_name="demo"

@@ -165,9 +165,18 @@ def import_events(*, engine, path, actor: Actor, progress: Progress | None = Non
 
 
 def import_tenant_frame(
-    *, session: Session, frame: pd.DataFrame, actor: Actor, source_name: str
+    *,
+    session: Session,
+    frame: pd.DataFrame,
+    actor: Actor,
+    source_name: str,
+    created_at: datetime | None = None,
 ) -> ImportResult:
-    """Import tenants from a frame with the CSV columns, inside the caller's transaction."""
+    """Import tenants from a frame with the CSV columns, inside the caller's transaction.
+
+    `created_at` dates new tenants (default: now); the demo dates them at the program start
+    so a tenant without events is not shown as having arrived after its own history.
+    """
     require(actor, "import.run")
     _check_frame_columns(frame, TENANT_COLUMNS, (), source_name)
     return _import_tenants(
@@ -178,6 +187,7 @@ def import_tenant_frame(
         source_name,
         _frame_digest(frame),
         _Progress(None, len(frame)),
+        created_at=created_at,
     )
 
 
@@ -494,8 +504,8 @@ def _stamps(values: tuple) -> np.ndarray:
     return parsed.to_numpy(dtype="datetime64[us]").astype(np.int64)
 
 
-def _now_text() -> tuple[datetime, str]:
-    now = utcnow()
+def _now_text(at: datetime | None = None) -> tuple[datetime, str]:
+    now = at or utcnow()
     return now, csvio.format_timestamps(np.array([now], dtype="datetime64[us]"))[0]
 
 
@@ -592,7 +602,7 @@ class _TenantCheck:
 
 
 def _import_tenants(
-    session, chunks, actor, path: str, name: str, sha256: str, progress: _Progress
+    session, chunks, actor, path: str, name: str, sha256: str, progress: _Progress, created_at=None
 ) -> ImportResult:
     _lock(session, "tenants")
     errors = _Errors(TENANT_COLUMNS)
@@ -621,7 +631,7 @@ def _import_tenants(
         "tenants", added=len(plan.new), skipped=plan.same, updated=len(plan.changed), rows=rows
     )
     if result.added or result.updated:
-        _write_tenants(session, plan, rules, progress)
+        _write_tenants(session, plan, rules, progress, created_at)
         rebuild_stage_counts(session)
         _audit(session, actor, "tenants", name, sha256, result)
     progress.finish(rows)
@@ -732,8 +742,10 @@ def _plan_tenants(session, good: pd.DataFrame, existing: pd.DataFrame, rules, er
     return _TenantPlan(merged[is_new], changed, int(same_mask.sum()), drop_states)
 
 
-def _write_tenants(session: Session, plan: _TenantPlan, rules, progress: _Progress) -> None:
-    now, now_text = _now_text()
+def _write_tenants(
+    session: Session, plan: _TenantPlan, rules, progress: _Progress, created_at: datetime | None = None
+) -> None:
+    now, now_text = _now_text(created_at)
     new = plan.new
     if len(new):
         before = session.scalar(select(func.coalesce(func.max(Tenant.id), 0)))
