@@ -170,13 +170,18 @@ class Tenant(Base):
     tier: Mapped[str] = mapped_column(ForeignKey("tiers.code"))
     region: Mapped[str] = mapped_column(String(32))
     seats: Mapped[int] = mapped_column(Integer)
-    account_manager: Mapped[str] = mapped_column(String(254), index=True)
+    account_manager: Mapped[str] = mapped_column(String(254))
     # Lowest client version seen in the tenant (dotted, e.g. "4.6.10").
     client_version: Mapped[str] = mapped_column(String(32), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
 
-    __table_args__ = (Index("ix_tenants_name", "name"),)
+    # Tenant lists are ordered by (name, external_id): a page is read off an index, not sorted.
+    __table_args__ = (
+        Index("ix_tenants_name_external_id", "name", "external_id"),
+        Index("ix_tenants_manager_name", "account_manager", "name", "external_id"),
+        Index("ix_tenants_seats", "seats"),
+    )
 
 
 class TenantFeature(Base):
@@ -186,7 +191,7 @@ class TenantFeature(Base):
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
     feature: Mapped[str] = mapped_column(String(64), primary_key=True)
 
-    __table_args__ = (Index("ix_tenant_features_feature", "feature"),)
+    __table_args__ = (Index("ix_tenant_features_feature_tenant", "feature", "tenant_id"),)
 
 
 class TenantNote(Base):
@@ -222,7 +227,8 @@ class RolloutEvent(Base):
         ),
         # Doubles as the idempotency key of imports and the per-tenant timeline index.
         UniqueConstraint("tenant_id", "track_code", "occurred_at", "stage_code"),
-        Index("ix_rollout_events_track_occurred", "track_code", "occurred_at"),
+        # No (track, occurred_at) index: no query reads events by time across tenants, and
+        # every imported event paid for one (migration 0002).
     )
 
 
@@ -248,19 +254,23 @@ class CurrentState(Base):
 
     __table_args__ = (
         Index("ix_current_state_track_stage", "track_code", "stage_code"),
-        Index("ix_current_state_track_manager", "track_code", "account_manager"),
+        Index("ix_current_state_track_manager_stage", "track_code", "account_manager", "stage_code"),
         Index("ix_current_state_track_since", "track_code", "since"),
     )
 
 
 class StageCount(Base):
-    """Live count of tenants per (track, stage, tier, region), kept with each event."""
+    """Live count of tenants per (track, stage, tier, region, account manager), kept with each event.
+
+    The manager is in the key so that an account manager's numbers come from here too.
+    """
 
     __tablename__ = "stage_counts"
     track_code: Mapped[str] = mapped_column(String(32), primary_key=True)
     stage_code: Mapped[str] = mapped_column(String(32), primary_key=True)
     tier: Mapped[str] = mapped_column(String(32), primary_key=True)
     region: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_manager: Mapped[str] = mapped_column(String(254), primary_key=True)
     n: Mapped[int] = mapped_column(BigInteger, default=0)
 
 

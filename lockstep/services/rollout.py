@@ -125,7 +125,10 @@ def record_event(
     last_event_id = event_id if not back_dated else current.last_event_id if current else event_id
     _put_state(session, tenant, track, new_state, last_event_id, note if not back_dated else None)
     if old_stage != new_state.stage:
-        key = {"track_code": track, "tier": tenant.tier, "region": tenant.region}
+        key = {
+            "track_code": track, "tier": tenant.tier, "region": tenant.region,
+            "account_manager": tenant.account_manager,
+        }
         if old_stage is not None:
             add_to_count(session, StageCount.__table__, {**key, "stage_code": old_stage}, "n", -1)
         add_to_count(session, StageCount.__table__, {**key, "stage_code": new_state.stage}, "n", 1)
@@ -255,11 +258,15 @@ def recompute_state(session: Session, tenant_id: int, track: str) -> State:
 def rebuild_stage_counts(session: Session) -> None:
     """Recount stage_counts from current_state (after bulk loads)."""
     session.execute(delete(StageCount))
-    grouped = select(
-        CurrentState.track_code, CurrentState.stage_code, CurrentState.tier, CurrentState.region, func.count()
-    ).group_by(CurrentState.track_code, CurrentState.stage_code, CurrentState.tier, CurrentState.region)
+    keys = [
+        CurrentState.track_code, CurrentState.stage_code, CurrentState.tier, CurrentState.region,
+        CurrentState.account_manager,
+    ]
+    grouped = select(*keys, func.count()).group_by(*keys)
     session.execute(
-        insert(StageCount).from_select(["track_code", "stage_code", "tier", "region", "n"], grouped)
+        insert(StageCount).from_select(
+            ["track_code", "stage_code", "tier", "region", "account_manager", "n"], grouped
+        )
     )
 
 

@@ -83,20 +83,19 @@ def assert_state_matches_events(engine) -> int:
                 assert (cs.last_event_id, cs.since) == (last.id, last.occurred_at)
             checked += 1
         counts = {
-            (c.track_code, c.stage_code, c.tier, c.region): c.n for c in s.scalars(select(StageCount)) if c.n
+            (c.track_code, c.stage_code, c.tier, c.region, c.account_manager): c.n
+            for c in s.scalars(select(StageCount))
+            if c.n
         }
-        grouped = s.execute(
-            select(
-                CurrentState.track_code,
-                CurrentState.stage_code,
-                CurrentState.tier,
-                CurrentState.region,
-                func.count(),
-            ).group_by(
-                CurrentState.track_code, CurrentState.stage_code, CurrentState.tier, CurrentState.region
-            )
-        ).all()
-        assert counts == {tuple(r[:4]): r[4] for r in grouped}
+        keys = (
+            CurrentState.track_code,
+            CurrentState.stage_code,
+            CurrentState.tier,
+            CurrentState.region,
+            CurrentState.account_manager,
+        )
+        grouped = s.execute(select(*keys, func.count()).group_by(*keys)).all()
+        assert counts == {tuple(r[:5]): r[5] for r in grouped}
     return checked
 
 
@@ -512,7 +511,7 @@ def test_bulk_load_path_rebuilds_the_indexes_it_set_aside(db, tmp_path, monkeypa
         == 10
     )
     after = {t: {i["name"] for i in inspect(db).get_indexes(t)} for t in ("rollout_events", "current_state")}
-    assert after == before and "ix_rollout_events_track_occurred" in after["rollout_events"]
+    assert after == before and "ix_current_state_track_stage" in after["current_state"]
     assert_state_matches_events(db)
 
 
