@@ -158,10 +158,11 @@ def cmd_audit_verify(args) -> int:
 def cmd_audit_head(args) -> int:
     from lockstep.db import read_session
     from lockstep.models import AuditHead
+    from lockstep.services.audit import GENESIS
 
     with read_session(_engine()) as session:
         head = session.get(AuditHead, 1)
-    print(head.hash if head else "0" * 64)
+        print(head.hash if head else GENESIS)
     return EXIT_OK
 
 

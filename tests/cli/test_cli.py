@@ -84,6 +84,7 @@ def test_set_up_import_and_verify(run, tmp_path):
     )
     assert user.returncode == 0, user.stderr
     head = run("audit", "head").stdout.strip()
+    assert len(head) == 64 and int(head, 16) >= 0
     verified = run("audit", "verify", "--head", head)
     assert verified.returncode == 0 and "intact" in verified.stdout
 

@@ -239,11 +239,6 @@ def test_only_admins_read_the_audit_log(engine, chain, role):
                 fn(session=s, actor=actor)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lockstep/cli.py cmd_audit_head reads head.hash after its read session closed "
-    "(DetachedInstanceError); remove this mark with the fix",
-)
 def test_the_command_line_prints_the_head_to_keep(engine, chain):
     env = dict(os.environ, LOCKSTEP_DATABASE_URL=engine.url.render_as_string(hide_password=False))
     done = subprocess.run([sys.executable, "-m", "lockstep", "audit", "head"], cwd=ROOT, env=env,
