@@ -83,6 +83,7 @@ for sentence in status.blockers:
     st.text(f"• {sentence}")
 
 st.markdown("#### Notes")
+st.caption("Notes are part of the customer's view: share links, the CSV and the PDF show them.")
 if not status.notes:
     st.caption("No notes yet.")
 else:
@@ -105,7 +106,7 @@ customer_report_button(actor, status.external_id)
 # --- notes ----------------------------------------------------------------------------------
 if can(actor, "note.add"):
     with st.form("add_note", clear_on_submit=True):
-        body = st.text_area("Add a note", max_chars=MAX_NOTE_CHARS)
+        body = st.text_area("Add a note (the customer will see it)", max_chars=MAX_NOTE_CHARS)
         submitted = st.form_submit_button("Save note")
     if submitted:
         try:

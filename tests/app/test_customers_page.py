@@ -85,7 +85,7 @@ def test_manager_searches_only_their_own_tenants(open_page, demo_engine):
 def test_manager_adds_a_note(open_page, demo_engine):
     at = open_page("customers", "account_manager")
     ext = at.selectbox(key="customers_tenant").value
-    next(t for t in at.text_area if t.label == "Add a note").input(
+    next(t for t in at.text_area if t.label.startswith("Add a note")).input(
         "Customer asked for the E2EE pilot in July"
     )
     next(b for b in at.button if b.label == "Save note").click().run()
