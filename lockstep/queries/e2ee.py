@@ -76,20 +76,13 @@ def adoption_by_tier(*, session: Session, actor: Actor, track: str = E2EE) -> pd
 
     Columns: tier, tier_name, stage, n; tiers in display order, stages in track order.
     """
-    if actor.is_manager:
-        counts = scoped(
-            select(CurrentState.tier, CurrentState.stage_code, func.count().label("n")).where(
-                CurrentState.track_code == track
-            ),
-            actor,
-            CurrentState.account_manager,
-        ).group_by(CurrentState.tier, CurrentState.stage_code)
-    else:
-        counts = (
-            select(StageCount.tier, StageCount.stage_code, func.sum(StageCount.n).label("n"))
-            .where(StageCount.track_code == track)
-            .group_by(StageCount.tier, StageCount.stage_code)
-        )
+    counts = scoped(
+        select(StageCount.tier, StageCount.stage_code, func.sum(StageCount.n).label("n")).where(
+            StageCount.track_code == track
+        ),
+        actor,
+        StageCount.account_manager,
+    ).group_by(StageCount.tier, StageCount.stage_code)
     c = counts.subquery()
     stmt = (
         select(Tier.code, Tier.name, c.c.stage_code, c.c.n)
@@ -139,13 +132,18 @@ def blockers_ranking(*, session: Session, actor: Actor, track: str = E2EE) -> pd
 
 def not_enabled_by_manager(*, session: Session, actor: Actor, track: str = E2EE) -> pd.DataFrame:
     """Covered tenants not yet enabled, per account manager: columns account_manager, tenants."""
-    stmt = (
-        _not_enabled(session, actor, track)
-        .with_only_columns(CurrentState.account_manager, func.count().label("tenants"))
-        .group_by(CurrentState.account_manager)
-    )
+    # From the live counts (kept per manager): a few thousand rows, not every covered tenant.
+    stmt = scoped(
+        select(StageCount.account_manager, func.sum(StageCount.n).label("tenants")).where(
+            StageCount.track_code == track,
+            StageCount.stage_code != enabled_stage(session=session, track=track),
+        ),
+        actor,
+        StageCount.account_manager,
+    ).group_by(StageCount.account_manager)
     df = pd.DataFrame(session.execute(stmt).all(), columns=["account_manager", "tenants"])
     df["tenants"] = df["tenants"].astype(int)
+    df = df[df["tenants"] > 0]
     return df.sort_values(["tenants", "account_manager"], ascending=[False, True]).reset_index(drop=True)
 
 

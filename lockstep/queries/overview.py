@@ -1,8 +1,7 @@
 """The overview's rollout numbers: tenants per stage now and a week ago, readiness, E2EE.
 
-"Now" is read from the live counts (stage_counts) for everyone but account managers,
-whose numbers are counted over their own tenants in current_state (the live counts know
-no managers).
+"Now" is read from the live counts (stage_counts, kept per account manager too, so a
+manager's numbers are their own tenants').
 
 "A week ago" means the end of the day seven days before the program's today:
 
@@ -87,22 +86,15 @@ def _paid_tiers():
 
 
 def _counts_now(session: Session, actor: Actor, track: str, paid_only: bool) -> dict[str, int]:
+    stmt = (
+        select(StageCount.stage_code, func.sum(StageCount.n))
+        .where(StageCount.track_code == track)
+        .group_by(StageCount.stage_code)
+    )
     if actor.is_manager:
-        stmt = (
-            select(CurrentState.stage_code, func.count())
-            .where(CurrentState.track_code == track, CurrentState.account_manager == actor.email)
-            .group_by(CurrentState.stage_code)
-        )
-        if paid_only:
-            stmt = stmt.where(CurrentState.tier.in_(_paid_tiers()))
-    else:
-        stmt = (
-            select(StageCount.stage_code, func.sum(StageCount.n))
-            .where(StageCount.track_code == track)
-            .group_by(StageCount.stage_code)
-        )
-        if paid_only:
-            stmt = stmt.where(StageCount.tier.in_(_paid_tiers()))
+        stmt = stmt.where(StageCount.account_manager == actor.email)
+    if paid_only:
+        stmt = stmt.where(StageCount.tier.in_(_paid_tiers()))
     return {stage: int(n or 0) for stage, n in session.execute(stmt)}
 
 

@@ -59,15 +59,24 @@ def track_stages(*, session: Session, track: str) -> pd.DataFrame:
 
 
 def filter_options(*, session: Session, actor: Actor) -> dict[str, list[str]]:
-    """Values the filters offer: keys tiers, regions, managers (a manager sees only themself)."""
+    """Values the filters offer: keys tiers, regions, managers (a manager sees only themself).
+
+    Regions and managers are those of tenants on some track, read from the live counts
+    (a few thousand rows) rather than from a million tenants.
+    """
     tiers = session.scalars(select(Tier.code).order_by(Tier.position, Tier.code)).all()
+    live = StageCount.n > 0
     regions = session.scalars(
-        scoped(select(Tenant.region).distinct(), actor, Tenant.account_manager).order_by(Tenant.region)
+        scoped(select(StageCount.region).distinct().where(live), actor, StageCount.account_manager).order_by(
+            StageCount.region
+        )
     ).all()
     managers = (
         [actor.email]
         if actor.is_manager
-        else session.scalars(select(Tenant.account_manager).distinct().order_by(Tenant.account_manager)).all()
+        else session.scalars(
+            select(StageCount.account_manager).distinct().where(live).order_by(StageCount.account_manager)
+        ).all()
     )
     return {"tiers": list(tiers), "regions": list(regions), "managers": list(managers)}
 
@@ -90,19 +99,19 @@ def _state_cols() -> dict:
 
 
 def _counts_now(track: str, actor: Actor, filters: dict) -> Select:
-    """SELECT stage, n for `track` now: live counts, or per tenant when narrowed to managers."""
-    if is_narrowed(actor, filters.get("managers")):
-        stmt = select(CurrentState.stage_code.label("stage"), func.count().label("n")).where(
-            CurrentState.track_code == track
-        )
-        stmt = _filter(scoped(stmt, actor, CurrentState.account_manager), _state_cols(), **filters)
-        return stmt.group_by(CurrentState.stage_code)
+    """SELECT stage, n for `track` now, from the live counts (kept per manager too)."""
     stmt = select(StageCount.stage_code.label("stage"), func.sum(StageCount.n).label("n")).where(
         StageCount.track_code == track
     )
-    cols = {"tier": StageCount.tier, "region": StageCount.region, "stage": StageCount.stage_code}
-    filters = {k: v for k, v in filters.items() if k != "managers"}
-    return _filter(stmt, cols, **filters).group_by(StageCount.stage_code)
+    cols = {
+        "tier": StageCount.tier,
+        "region": StageCount.region,
+        "manager": StageCount.account_manager,
+        "stage": StageCount.stage_code,
+    }
+    return _filter(scoped(stmt, actor, StageCount.account_manager), cols, **filters).group_by(
+        StageCount.stage_code
+    )
 
 
 def stage_funnel(
@@ -235,37 +244,28 @@ def cutover_status(
     window_start = datetime.combine(today - timedelta(days=VELOCITY_WINDOW_DAYS - 1), datetime.min.time())
     window_end = datetime.combine(today + timedelta(days=1), datetime.min.time())
     ready = (TrackStage.is_side.is_(False)) & (TrackStage.position >= ready_pos)
-    stmt = (
+    filters = {"tiers": tiers, "regions": regions, "managers": managers, "stages": stages}
+    # Totals from the live counts; only the velocity needs rows (tenants ready and moved lately).
+    counts = _counts_now(track, actor, filters).subquery()
+    total, not_ready, side = session.execute(
         select(
-            func.count(),
-            func.coalesce(func.sum(case((ready, 0), else_=1)), 0),
-            func.coalesce(func.sum(case((TrackStage.is_side, 1), else_=0)), 0),
-            func.coalesce(
-                func.sum(
-                    case(
-                        (ready & (CurrentState.since >= window_start) & (CurrentState.since < window_end), 1),
-                        else_=0,
-                    )
-                ),
-                0,
-            ),
+            func.coalesce(func.sum(counts.c.n), 0),
+            func.coalesce(func.sum(case((ready, 0), else_=counts.c.n)), 0),
+            func.coalesce(func.sum(case((TrackStage.is_side, counts.c.n), else_=0)), 0),
+        ).join_from(
+            counts, TrackStage, (TrackStage.track_code == track) & (TrackStage.code == counts.c.stage)
         )
-        .select_from(CurrentState)
-        .join(
-            TrackStage,
-            (TrackStage.track_code == CurrentState.track_code) & (TrackStage.code == CurrentState.stage_code),
-        )
-        .where(CurrentState.track_code == track)
+    ).one()
+    ready_codes = session.scalars(select(TrackStage.code).where(TrackStage.track_code == track, ready)).all()
+    recent_stmt = select(func.count()).where(
+        CurrentState.track_code == track,
+        CurrentState.stage_code.in_(ready_codes),
+        CurrentState.since >= window_start,
+        CurrentState.since < window_end,
     )
-    stmt = _filter(
-        scoped(stmt, actor, CurrentState.account_manager),
-        _state_cols(),
-        tiers=tiers,
-        regions=regions,
-        managers=managers,
-        stages=stages,
+    recent = session.scalar(
+        _filter(scoped(recent_stmt, actor, CurrentState.account_manager), _state_cols(), **filters)
     )
-    total, not_ready, side, recent = session.execute(stmt).one()
     return Cutover(
         track, row.deadline, row.ready_stage, today, int(total), int(not_ready), int(side), int(recent)
     )
@@ -313,20 +313,18 @@ def tenant_page(
 
     Columns: external_id, name, tier, region, account_manager, stage, since. Paged in SQL.
     """
+    filters = {"tiers": tiers, "regions": regions, "managers": managers, "stages": stages}
     base = select(Tenant.id).join(
         CurrentState, (CurrentState.tenant_id == Tenant.id) & (CurrentState.track_code == track)
     )
-    base = _filter(
-        scoped(base, actor, Tenant.account_manager),
-        _state_cols(),
-        tiers=tiers,
-        regions=regions,
-        managers=managers,
-        stages=stages,
-    )
+    base = _filter(scoped(base, actor, Tenant.account_manager), _state_cols(), **filters)
     if search.strip():
         base = base.where(tenant_search(search))
-    total = session.scalar(select(func.count()).select_from(base.subquery()))
+        total = session.scalar(select(func.count()).select_from(base.subquery()))
+    else:
+        # Without a search every filter is a key of the live counts: no need to count rows.
+        counts = _counts_now(track, actor, filters).subquery()
+        total = session.scalar(select(func.sum(counts.c.n)))
     page = max(1, int(page))
     stmt = (
         base.with_only_columns(

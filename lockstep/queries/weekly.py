@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pandas as pd
-from sqlalchemy import and_, case, func, or_, select, true
+from sqlalchemy import and_, case, func, select, true
 from sqlalchemy.orm import Session
 
 from lockstep.clock import week_label
@@ -21,6 +21,7 @@ from lockstep.models import (
     CurrentState,
     PlanItem,
     SnapshotWeek,
+    StageCount,
     Tenant,
     Tier,
     Track,
@@ -227,8 +228,8 @@ def overdue_plan_items(*, session: Session, as_of: date) -> pd.DataFrame:
     return frame
 
 
-def _stuck(session: Session, track: str, as_of: date):
-    """(WHERE, reason column) for tenants stuck on `track` on `as_of`."""
+def _stuck_stages(session: Session, track: str, as_of: date) -> list[str]:
+    """Stages where a tenant is stuck on `track` on `as_of`: side stages, the first one after the deadline."""
     deadline, initial = session.execute(
         select(Track.deadline, TrackStage.code)
         .join(TrackStage, TrackStage.track_code == Track.code)
@@ -237,11 +238,13 @@ def _stuck(session: Session, track: str, as_of: date):
         .limit(1)
     ).one()
     late = deadline is not None and as_of > deadline
-    not_started = and_(CurrentState.stage_code == initial, late)
-    stage = CurrentState.stage_code
-    reason = case((stage == BLOCKED, STUCK_REASONS[0]), (stage == ROLLED_BACK, STUCK_REASONS[1]),
-                  else_=STUCK_REASONS[2])
-    return or_(stage.in_((BLOCKED, ROLLED_BACK)), not_started), reason
+    # One IN list (not an OR) so both backends read the (track, stage) index.
+    return [BLOCKED, ROLLED_BACK, *([initial] if late else [])]
+
+
+def _reason(stage):
+    return case((stage == BLOCKED, STUCK_REASONS[0]), (stage == ROLLED_BACK, STUCK_REASONS[1]),
+                else_=STUCK_REASONS[2])
 
 
 def stuck_tenants_by_tier(
@@ -252,16 +255,19 @@ def stuck_tenants_by_tier(
     Stuck: blocked, rolled back, or still at the first stage after the track's deadline.
     Columns: tier (code), tier_name, blocked (int), rolled_back (int), not_started_late (int), total (int).
     """
-    cond, reason = _stuck(session, track, as_of)
+    reason = _reason(StageCount.stage_code)
     stmt = (
-        select(Tier.code, Tier.name, reason.label("reason"), func.count())
-        .select_from(CurrentState)
-        .join(Tier, Tier.code == CurrentState.tier)
-        .where(CurrentState.track_code == track, cond)
+        select(Tier.code, Tier.name, reason.label("reason"), func.sum(StageCount.n))
+        .select_from(StageCount)
+        .join(Tier, Tier.code == StageCount.tier)
+        .where(
+            StageCount.track_code == track, StageCount.stage_code.in_(_stuck_stages(session, track, as_of))
+        )
         .group_by(Tier.code, Tier.name, Tier.position, reason)
+        .having(func.sum(StageCount.n) > 0)
         .order_by(Tier.position)
     )
-    rows = session.execute(scoped(stmt, actor, CurrentState.account_manager)).all()
+    rows = session.execute(scoped(stmt, actor, StageCount.account_manager)).all()
     by_tier: dict[str, dict] = {}
     for code, name, why, n in rows:
         entry = by_tier.setdefault(code, {"tier": code, "tier_name": name, **dict.fromkeys(STUCK_COLUMNS, 0)})
@@ -278,12 +284,12 @@ def largest_stuck_tenants(
 
     Columns: external_id, name, tier, region, seats (int), account_manager, reason, since (datetime).
     """
-    cond, reason = _stuck(session, track, as_of)
     stmt = (
         select(Tenant.external_id, Tenant.name, Tenant.tier, Tenant.region, Tenant.seats,
-               Tenant.account_manager, reason, CurrentState.since)
+               Tenant.account_manager, _reason(CurrentState.stage_code), CurrentState.since)
         .join(Tenant, Tenant.id == CurrentState.tenant_id)
-        .where(CurrentState.track_code == track, cond)
+        .where(CurrentState.track_code == track,
+               CurrentState.stage_code.in_(_stuck_stages(session, track, as_of)))
         .order_by(Tenant.seats.desc(), Tenant.external_id)
         .limit(limit)
     )
