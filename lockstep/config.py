@@ -25,6 +25,8 @@ class Settings:
     cache_ttl_seconds: int = 60
     share_link_days: int = 14
     environment: str = "production"
+    # Where customers reach the app; share links are built on it.
+    public_url: str = "http://127.0.0.1:8501"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -51,6 +53,10 @@ class Settings:
                     raise ValueError(f"{name}={raw!r} is not a whole number") from None
         if environment := env.get("LOCKSTEP_ENV"):
             kwargs["environment"] = environment
+        if public_url := env.get("LOCKSTEP_PUBLIC_URL"):
+            if not public_url.startswith(("http://", "https://")):
+                raise ValueError(f"LOCKSTEP_PUBLIC_URL={public_url!r} must start with http:// or https://")
+            kwargs["public_url"] = public_url.rstrip("/")
         return cls(**kwargs)
 
 

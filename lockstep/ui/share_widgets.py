@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from urllib.parse import quote
 
 import streamlit as st
@@ -15,13 +14,12 @@ from lockstep.services.share_links import MAX_DAYS, create_share_link, list_shar
 from lockstep.ui.data import clear_after_write, engine, run_query
 from lockstep.ui.session import current_actor
 
-DEFAULT_PUBLIC_URL = "http://127.0.0.1:8501"
 _NEW_LINK = "share_new_link"
 
 
 def public_url() -> str:
-    """Where customers reach this app: LOCKSTEP_PUBLIC_URL, without a trailing slash."""
-    return (os.environ.get("LOCKSTEP_PUBLIC_URL") or DEFAULT_PUBLIC_URL).rstrip("/")
+    """Where customers reach this app (settings.public_url, from LOCKSTEP_PUBLIC_URL)."""
+    return get_settings().public_url
 
 
 def share_url(token: str) -> str:

@@ -9,7 +9,7 @@ from sqlalchemy import text
 from streamlit.testing.v1 import AppTest
 
 from lockstep.clock import utcnow
-from lockstep.config import ROOT
+from lockstep.config import ROOT, get_settings
 from lockstep.db import write_session
 from lockstep.permissions import SYSTEM, Actor
 from lockstep.services.notes import add_note
@@ -168,6 +168,7 @@ def panel(ext: str, actor: Actor) -> AppTest:
 
 def test_the_panel_creates_shows_once_lists_and_revokes(demo_engine, monkeypatch):
     monkeypatch.setenv("LOCKSTEP_PUBLIC_URL", "https://lockstep.example.com/")
+    get_settings.cache_clear()
     ext, manager = sql(demo_engine, "SELECT external_id, account_manager FROM tenants "
                        "WHERE account_manager LIKE 'dana%' ORDER BY id LIMIT 1")[0]
     dana = Actor(manager, "account_manager")
