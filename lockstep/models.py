@@ -253,8 +253,8 @@ class CurrentState(Base):
     account_manager: Mapped[str] = mapped_column(String(254))
 
     __table_args__ = (
-        Index("ix_current_state_track_stage", "track_code", "stage_code"),
-        Index("ix_current_state_track_manager_stage", "track_code", "account_manager", "stage_code"),
+        Index("ix_current_state_track_stage_since", "track_code", "stage_code", "since"),
+        Index("ix_current_state_track_manager_since", "track_code", "account_manager", "since", "stage_code"),
         Index("ix_current_state_track_since", "track_code", "since"),
     )
 

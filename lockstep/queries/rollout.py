@@ -314,10 +314,17 @@ def tenant_page(
     Columns: external_id, name, tier, region, account_manager, stage, since. Paged in SQL.
     """
     filters = {"tiers": tiers, "regions": regions, "managers": managers, "stages": stages}
-    base = select(Tenant.id).join(
-        CurrentState, (CurrentState.tenant_id == Tenant.id) & (CurrentState.track_code == track)
+    # Tenants drive the query and current_state is an EXISTS probe, so both backends walk the
+    # (name, external_id) index in page order and stop after the page instead of sorting
+    # every tenant on the track.
+    on_track = _filter(
+        select(CurrentState.tenant_id).where(
+            CurrentState.tenant_id == Tenant.id, CurrentState.track_code == track
+        ),
+        _state_cols(),
+        **filters,
     )
-    base = _filter(scoped(base, actor, Tenant.account_manager), _state_cols(), **filters)
+    base = scoped(select(Tenant.id).where(on_track.exists()), actor, Tenant.account_manager)
     if search.strip():
         base = base.where(tenant_search(search))
         total = session.scalar(select(func.count()).select_from(base.subquery()))
@@ -326,8 +333,14 @@ def tenant_page(
         counts = _counts_now(track, actor, filters).subquery()
         total = session.scalar(select(func.sum(counts.c.n)))
     page = max(1, int(page))
+    ids = (
+        base.order_by(Tenant.name, Tenant.external_id)
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+        .subquery()
+    )
     stmt = (
-        base.with_only_columns(
+        select(
             Tenant.external_id,
             Tenant.name,
             Tenant.tier,
@@ -336,9 +349,9 @@ def tenant_page(
             CurrentState.stage_code,
             CurrentState.since,
         )
+        .join(ids, ids.c.id == Tenant.id)
+        .join(CurrentState, (CurrentState.tenant_id == Tenant.id) & (CurrentState.track_code == track))
         .order_by(Tenant.name, Tenant.external_id)
-        .limit(page_size)
-        .offset((page - 1) * page_size)
     )
     cols = ["external_id", "name", "tier", "region", "account_manager", "stage", "since"]
     return TenantPage(

@@ -511,7 +511,7 @@ def test_bulk_load_path_rebuilds_the_indexes_it_set_aside(db, tmp_path, monkeypa
         == 10
     )
     after = {t: {i["name"] for i in inspect(db).get_indexes(t)} for t in ("rollout_events", "current_state")}
-    assert after == before and "ix_current_state_track_stage" in after["current_state"]
+    assert after == before and "ix_current_state_track_stage_since" in after["current_state"]
     assert_state_matches_events(db)
 
 
