@@ -42,7 +42,6 @@ from lockstep.reports.render import (
     html_table,
 )
 
-ENCRYPTION, E2EE = q.ENCRYPTION, q.E2EE
 RESTATED_ROWS = 15
 KEY_HEADER = ("Measure", "This week", "Week before", "Change")
 STAGE_HEADER = ("Stage", "This week", "Week before", "Change")

@@ -157,8 +157,9 @@ def _wait_healthy(proc: subprocess.Popen, health: str, log_path: Path) -> None:
         except subprocess.TimeoutExpired:
             continue
         pytest.fail(f"streamlit exited with {code} before answering:\n{log_path.read_text()[-4000:]}")
-    pytest.fail(f"streamlit did not answer {health} within {SERVER_START_SECONDS}s:\n"
-                f"{log_path.read_text()[-4000:]}")
+    pytest.fail(
+        f"streamlit did not answer {health} within {SERVER_START_SECONDS}s:\n{log_path.read_text()[-4000:]}"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -48,8 +48,10 @@ def test_lead_edit_survives_reload_and_shows_in_the_audit_log(new_page, app_url,
             text("SELECT comment, version, updated_by FROM plan_items WHERE id = :i"), {"i": item_id}
         ).one()
         entry = conn.execute(
-            text("SELECT id, actor, action, after FROM audit_log WHERE entity_type = 'plan_item' "
-                 "AND entity_id = :i ORDER BY id DESC LIMIT 1"),
+            text(
+                "SELECT id, actor, action, after FROM audit_log WHERE entity_type = 'plan_item' "
+                "AND entity_id = :i ORDER BY id DESC LIMIT 1"
+            ),
             {"i": item_id},
         ).one()
     assert tuple(saved) == (comment, version + 1, EMAILS["security_lead"])

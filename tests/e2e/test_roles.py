@@ -18,8 +18,10 @@ HEADINGS |= {"e2ee": "End-to-end encryption", "audit": "Audit log"}
 
 def _menu_titles(page):
     """The titles of the sidebar's page links (the label beside each icon)."""
-    return page.get_by_test_id("stSidebar").get_by_test_id("stPageLink-NavLink").get_by_test_id(
-        "stMarkdownContainer"
+    return (
+        page.get_by_test_id("stSidebar")
+        .get_by_test_id("stPageLink-NavLink")
+        .get_by_test_id("stMarkdownContainer")
     )
 
 
@@ -45,9 +47,7 @@ def test_role_sees_and_opens_exactly_its_pages(new_page, app_url, role):
         screenshot(page, f"{role}-{key}")
 
 
-@pytest.mark.parametrize(
-    "role, key", [(r, k) for r in ROLES for k in PAGES if k not in pages_for(r)]
-)
+@pytest.mark.parametrize("role, key", [(r, k) for r in ROLES for k in PAGES if k not in pages_for(r)])
 def test_role_cannot_open_another_page_by_address(new_page, app_url, role, key):
     page = new_page()
     # An address is a new session: it asks for sign-in, then may only show an allowed page.
