@@ -100,6 +100,7 @@ st.download_button(
     file_name=f"status-{status.external_id}.csv",
     mime="text/csv",
     key="customers_csv",
+    on_click="ignore",  # a download needs no rerun (and a rerun would drop pending downloads)
 )
 customer_report_button(actor, status.external_id)
 

@@ -81,6 +81,7 @@ st.download_button(
     file_name="e2ee-not-enabled-by-manager.csv",
     mime="text/csv",
     key="e2ee_csv_managers",
+    on_click="ignore",  # a download needs no rerun (and a rerun would drop pending downloads)
 )
 
 manager = st.selectbox("Drill down into", list(by_manager["account_manager"]), key="e2ee_manager")
@@ -95,4 +96,5 @@ st.download_button(
     file_name=f"e2ee-not-enabled-{manager.split('@')[0]}.csv",
     mime="text/csv",
     key="e2ee_csv_tenants",
+    on_click="ignore",  # a download needs no rerun (and a rerun would drop pending downloads)
 )
