@@ -43,8 +43,22 @@ format: install-dev
 test: install-dev lint
 	$(BIN)/python -m pytest -q
 
+## Benchmarks (figures in benchmarks/README.md): 100,000 tenants / 2M events; bench-full: 1,000,000 / 20M.
 bench: install-dev
-	$(BIN)/python -m benchmarks.ingest --rows 1000000
+	$(BIN)/python -m benchmarks.datasets --size 100k
+	$(BIN)/python -m benchmarks.ingest --rows 1000000 --postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+	$(BIN)/python -m benchmarks.snapshots --size 100k
+	$(BIN)/python -m benchmarks.memory --size 100k --backend both
+	$(BIN)/python -m benchmarks.naive --size 100k
+	$(BIN)/python -m benchmarks.duckdb_ref --size 100k
+	$(BIN)/python -m benchmarks.queries --size 100k
+
+bench-full: install-dev
+	$(BIN)/python -m benchmarks.datasets --size 1m
+	$(BIN)/python -m benchmarks.snapshots --size 1m
+	$(BIN)/python -m benchmarks.memory --size 1m --backend both
+	$(BIN)/python -m benchmarks.duckdb_ref --size 1m
+	$(BIN)/python -m benchmarks.queries --size 1m
 
 clean:
 	rm -rf $(VENV) data/lockstep.db data/lockstep.db-*
