@@ -154,9 +154,22 @@ def not_enabled_tenants(
 
     Columns: external_id, name, tier, region, stage, since, blockers (plain names, "; "-joined).
     """
-    stmt = (
+    waiting = (
         _not_enabled(session, actor, track)
-        .with_only_columns(
+        .where(CurrentState.tenant_id == Tenant.id, CurrentState.account_manager == manager)
+        .exists()
+    )
+    # Walk the manager's tenants in name order on the (account_manager, name, external_id)
+    # index and stop at the limit; the stage is then read for those rows only.
+    page = (
+        select(Tenant.id)
+        .where(Tenant.account_manager == manager, waiting)
+        .order_by(Tenant.name, Tenant.external_id)
+        .limit(limit)
+        .subquery()
+    )
+    stmt = (
+        select(
             Tenant.id,
             Tenant.external_id,
             Tenant.name,
@@ -165,10 +178,9 @@ def not_enabled_tenants(
             CurrentState.stage_code,
             CurrentState.since,
         )
-        .join_from(CurrentState, Tenant, Tenant.id == CurrentState.tenant_id)
-        .where(CurrentState.account_manager == manager)
+        .join(page, page.c.id == Tenant.id)
+        .join(CurrentState, (CurrentState.tenant_id == Tenant.id) & (CurrentState.track_code == track))
         .order_by(Tenant.name, Tenant.external_id)
-        .limit(limit)
     )
     df = pd.DataFrame(
         session.execute(stmt).all(),
@@ -177,10 +189,9 @@ def not_enabled_tenants(
     blocking = session.scalar(select(Track.blocking_features).where(Track.code == track)) or []
     held: dict[int, list[str]] = {}
     if blocking and not df.empty:
-        ids = stmt.with_only_columns(Tenant.id).subquery()
         rows = session.execute(
             select(TenantFeature.tenant_id, TenantFeature.feature)
-            .join(ids, ids.c.id == TenantFeature.tenant_id)
+            .join(page, page.c.id == TenantFeature.tenant_id)
             .where(TenantFeature.feature.in_(list(blocking)))
             .order_by(TenantFeature.tenant_id, TenantFeature.feature)
         ).all()
