@@ -24,12 +24,13 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-## Migrate the database, sync the plan, load demo data when the database has no tenants.
+## Migrate, sync the plan, load demo data when the database has no tenants, close ended weeks.
 setup: install
 	mkdir -p data
 	$(BIN)/python -m lockstep db upgrade
 	$(BIN)/python -m lockstep plan sync $(PLAN)
 	$(BIN)/python -m lockstep demo --if-empty --tenants $(DEMO_TENANTS) --seed $(DEMO_SEED)
+	$(BIN)/python -m lockstep snapshot backfill
 
 run: setup
 	$(BIN)/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) --server.headless true
