@@ -284,14 +284,26 @@ def largest_stuck_tenants(
 
     Columns: external_id, name, tier, region, seats (int), account_manager, reason, since (datetime).
     """
+    on_track = CurrentState.tenant_id == Tenant.id
+    stuck = scoped(
+        select(CurrentState.tenant_id).where(
+            on_track, CurrentState.track_code == track,
+            CurrentState.stage_code.in_(_stuck_stages(session, track, as_of)),
+        ),
+        actor, CurrentState.account_manager,
+    )
+    # Walk tenants from the largest down (the seats index) and stop at `limit` stuck ones,
+    # instead of joining and sorting every stuck tenant.
+    top = (
+        select(Tenant.id).where(stuck.exists())
+        .order_by(Tenant.seats.desc(), Tenant.external_id).limit(limit).subquery()
+    )
     stmt = (
         select(Tenant.external_id, Tenant.name, Tenant.tier, Tenant.region, Tenant.seats,
                Tenant.account_manager, _reason(CurrentState.stage_code), CurrentState.since)
-        .join(Tenant, Tenant.id == CurrentState.tenant_id)
-        .where(CurrentState.track_code == track,
-               CurrentState.stage_code.in_(_stuck_stages(session, track, as_of)))
+        .join(top, top.c.id == Tenant.id)
+        .join(CurrentState, on_track & (CurrentState.track_code == track))
         .order_by(Tenant.seats.desc(), Tenant.external_id)
-        .limit(limit)
     )
     rows = session.execute(scoped(stmt, actor, CurrentState.account_manager)).all()
     return pd.DataFrame(
