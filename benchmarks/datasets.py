@@ -185,6 +185,25 @@ def pg_available() -> bool:
         return False
 
 
+def bench_parser(description: str | None, *, default_backend: str) -> argparse.ArgumentParser:
+    """The options every measuring script takes: --size, --backend, --runs, --json."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", choices=sorted(SIZES), default="100k")
+    p.add_argument("--backend", choices=["sqlite", "postgres", "both"], default=default_backend)
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--json", type=Path, help="write the results here")
+    return p
+
+
+def chosen_backends(choice: str) -> list[str]:
+    """The backends a --backend choice names, without PostgreSQL when it does not answer."""
+    backends = ["sqlite", "postgres"] if choice == "both" else [choice]
+    if "postgres" in backends and not pg_available():
+        print("PostgreSQL not reachable: skipping it")
+        backends.remove("postgres")
+    return backends
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: build (or reuse) the datasets asked for."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -15,7 +15,6 @@ Target: peak < 500 MB.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -31,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.datasets import SIZES, Dataset, ensure, pg_available  # noqa: E402
+from benchmarks.datasets import Dataset, bench_parser, chosen_backends, ensure  # noqa: E402
 
 TARGET_MB = 500
 CHROMIUM = "/usr/bin/chromium"
@@ -168,16 +167,9 @@ def one_run(ds: Dataset, log=print) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--size", choices=sorted(SIZES), default="100k")
-    p.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="sqlite")
-    p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--json", type=Path)
+    p = bench_parser(__doc__, default_backend="sqlite")
     args = p.parse_args(argv)
-    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
-    if "postgres" in backends and not pg_available():
-        print("PostgreSQL not reachable: skipping it")
-        backends.remove("postgres")
+    backends = chosen_backends(args.backend)
     results = []
     for backend in backends:
         ds = ensure(Dataset(args.size, backend))

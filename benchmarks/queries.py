@@ -14,7 +14,6 @@ Ends with `slowest dashboard query: N ms (NAME, BACKEND)`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.datasets import SIZES, Dataset, ensure, pg_available  # noqa: E402
+from benchmarks.datasets import Dataset, bench_parser, chosen_backends, ensure  # noqa: E402
 
 TARGET_MS = 100.0
 SEARCH = "labs"  # in ~0.9% of generated names: the search must look at every row
@@ -168,17 +167,10 @@ def run(ds: Dataset, runs: int, *, only: str | None = None, log=print) -> list[d
 
 def main(argv: list[str] | None = None) -> int:
     """Command line."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--size", choices=sorted(SIZES), default="100k")
-    p.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
-    p.add_argument("--runs", type=int, default=5)
+    p = bench_parser(__doc__, default_backend="both")
     p.add_argument("--only", help="only queries whose name contains this")
-    p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args(argv)
-    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
-    if "postgres" in backends and not pg_available():
-        print("PostgreSQL not reachable: skipping it")
-        backends.remove("postgres")
+    backends = chosen_backends(args.backend)
     results = []
     for backend in backends:
         ds = ensure(Dataset(args.size, backend))
