@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from lockstep.models import CurrentState, StageCount, Tenant, TenantFeature, Tier, Track, TrackStage
 from lockstep.permissions import Actor
+from lockstep.queries.overview import final_stage
 from lockstep.queries.scope import scoped
 
 E2EE = "e2ee"
@@ -63,12 +64,7 @@ def blocker_sentence(feature: str) -> str:
 
 def enabled_stage(*, session: Session, track: str = E2EE) -> str | None:
     """The last ordered stage of the track (what "enabled" means), or None without stages."""
-    return session.scalar(
-        select(TrackStage.code)
-        .where(TrackStage.track_code == track, TrackStage.is_side.is_(False))
-        .order_by(TrackStage.position.desc())
-        .limit(1)
-    )
+    return final_stage(session=session, track=track)
 
 
 def adoption_by_tier(*, session: Session, actor: Actor, track: str = E2EE) -> pd.DataFrame:
