@@ -4,17 +4,12 @@ independent SQL, and a note lands in the database with its audit entry."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
 
 from tests.app.conftest import ACTORS
+from tests.app.helpers import rows as _rows
 
 ROLES = ["admin", "account_manager"]
 ME = ACTORS["account_manager"].email
-
-
-def _rows(engine, query: str, params: dict | None = None):
-    with engine.connect() as conn:
-        return conn.execute(text(query), params or {}).all()
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import text
 
 from tests.app.conftest import ACTORS
+from tests.app.helpers import figure_titled as _figure
+from tests.app.helpers import rows as _rows
+from tests.app.helpers import table_with as _table
 
 ROLES = ["admin", "security_lead", "account_manager", "executive"]
 NOT_ENABLED = "cs.track_code = 'e2ee' AND cs.stage_code <> 'enabled'"
@@ -17,23 +19,6 @@ def _scope(role: str) -> tuple[str, dict]:
     if role == "account_manager":
         return " AND cs.account_manager = :me", {"me": ACTORS[role].email}
     return "", {}
-
-
-def _rows(engine, query: str, params: dict | None = None):
-    with engine.connect() as conn:
-        return conn.execute(text(query), params or {}).all()
-
-
-def _figure(at, title_part: str) -> dict:
-    for el in at.get("plotly_chart"):
-        fig = json.loads(el.proto.spec)
-        if title_part in fig["layout"]["title"]["text"]:
-            return fig
-    raise AssertionError(f"no chart titled like {title_part!r}")
-
-
-def _table(at, column: str):
-    return next(d.value for d in at.dataframe if column in d.value.columns)
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -13,6 +13,7 @@ from lockstep.db import write_session
 from lockstep.permissions import Actor
 from lockstep.services.plan_items import update_plan_item
 from tests.app.conftest import ACTORS
+from tests.app.helpers import table_with as _table
 
 OTHER = Actor("other.lead@lockstep.example", "security_lead")
 
@@ -39,11 +40,6 @@ def _audits(engine, item_id: str) -> int:
             text("SELECT count(*) FROM audit_log WHERE action = 'plan.update_item' AND entity_id = :id"),
             {"id": item_id},
         ).scalar()
-
-
-def _table(at, column: str):
-    """The first table on the page with `column` (AppTest finds dataframes by position, not key)."""
-    return next(df.value for df in at.dataframe if column in df.value.columns)
 
 
 def _values(array) -> list:

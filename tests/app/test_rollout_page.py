@@ -3,14 +3,15 @@ security leads record events through it, executives cannot."""
 
 from __future__ import annotations
 
-import json
 from datetime import time
 
 import pytest
-from sqlalchemy import text
 
 from lockstep.charts import stage_label
 from tests.app.conftest import ACTORS
+from tests.app.helpers import figure_titled as _figure
+from tests.app.helpers import rows as _rows
+from tests.app.helpers import table_with as _table
 
 ROLES = ["admin", "security_lead", "account_manager", "executive"]
 
@@ -19,24 +20,6 @@ def _scope(role: str, alias: str = "cs") -> tuple[str, dict]:
     if role == "account_manager":
         return f" AND {alias}.account_manager = :me", {"me": ACTORS[role].email}
     return "", {}
-
-
-def _rows(engine, query: str, params: dict | None = None):
-    with engine.connect() as conn:
-        return conn.execute(text(query), params or {}).all()
-
-
-def _figure(at, title_part: str) -> dict:
-    for el in at.get("plotly_chart"):
-        fig = json.loads(el.proto.spec)
-        if title_part in fig["layout"]["title"]["text"]:
-            return fig
-    raise AssertionError(f"no chart titled like {title_part!r}")
-
-
-def _table(at, column: str):
-    """The first table showing `column` (display dataframes carry no key AppTest can see)."""
-    return next(d.value for d in at.dataframe if column in d.value.columns)
 
 
 def _metric(at, label: str) -> str:
