@@ -274,6 +274,22 @@ class StageCount(Base):
     n: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class FeatureCount(Base):
+    """Live count of tenants per (track, stage, feature, account manager), kept with stage_counts.
+
+    Every feature a tenant uses is counted, blocking or not, so a plan that changes a track's
+    blocking features needs no recount; "what holds E2EE back" sums a few hundred rows instead
+    of joining every feature row with current_state.
+    """
+
+    __tablename__ = "feature_counts"
+    track_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    stage_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    feature: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_manager: Mapped[str] = mapped_column(String(254), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class SnapshotWeek(Base):
     """A closed week: its counts are frozen in weekly_snapshots."""
 

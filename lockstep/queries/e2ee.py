@@ -11,7 +11,16 @@ import pandas as pd
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from lockstep.models import CurrentState, StageCount, Tenant, TenantFeature, Tier, Track, TrackStage
+from lockstep.models import (
+    CurrentState,
+    FeatureCount,
+    StageCount,
+    Tenant,
+    TenantFeature,
+    Tier,
+    Track,
+    TrackStage,
+)
 from lockstep.permissions import Actor
 from lockstep.queries.overview import final_stage
 from lockstep.queries.scope import scoped
@@ -112,13 +121,21 @@ def blockers_ranking(*, session: Session, actor: Actor, track: str = E2EE) -> pd
     blocking = session.scalar(select(Track.blocking_features).where(Track.code == track)) or []
     if not blocking:
         return pd.DataFrame(columns=["feature", "name", "tenants"])
-    waiting = _not_enabled(session, actor, track).subquery()
+    # From the live counts (kept per manager): a few hundred rows, not every feature row.
+    tenants = func.sum(FeatureCount.n)
     stmt = (
-        select(TenantFeature.feature, func.count().label("tenants"))
-        .join(waiting, waiting.c.tenant_id == TenantFeature.tenant_id)
-        .where(TenantFeature.feature.in_(list(blocking)))
-        .group_by(TenantFeature.feature)
-        .order_by(func.count().desc(), TenantFeature.feature)
+        scoped(
+            select(FeatureCount.feature, tenants.label("tenants")).where(
+                FeatureCount.track_code == track,
+                FeatureCount.stage_code != enabled_stage(session=session, track=track),
+                FeatureCount.feature.in_(list(blocking)),
+            ),
+            actor,
+            FeatureCount.account_manager,
+        )
+        .group_by(FeatureCount.feature)
+        .having(tenants > 0)
+        .order_by(tenants.desc(), FeatureCount.feature)
     )
     df = pd.DataFrame(session.execute(stmt).all(), columns=["feature", "tenants"])
     df["tenants"] = df["tenants"].astype(int)

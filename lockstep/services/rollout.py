@@ -12,10 +12,12 @@ from lockstep.clock import utcnow, week_end
 from lockstep.errors import NotFoundError, ValidationError
 from lockstep.models import (
     CurrentState,
+    FeatureCount,
     RolloutEvent,
     SnapshotWeek,
     StageCount,
     Tenant,
+    TenantFeature,
     Track,
     TrackStage,
     WeeklySnapshot,
@@ -132,6 +134,7 @@ def record_event(
         if old_stage is not None:
             add_to_count(session, StageCount.__table__, {**key, "stage_code": old_stage}, "n", -1)
         add_to_count(session, StageCount.__table__, {**key, "stage_code": new_state.stage}, "n", 1)
+        _move_feature_counts(session, tenant, track, old_stage, new_state.stage)
 
     audit.append(
         session,
@@ -153,6 +156,18 @@ def record_event(
     return RecordedEvent(
         event_id, tenant_external_id, track, old_stage or rules.initial, new_state.stage, back_dated
     )
+
+
+def _move_feature_counts(
+    session: Session, tenant: Tenant, track: str, old_stage: str | None, new_stage: str
+) -> None:
+    """Move each of the tenant's features from `old_stage` to `new_stage` in feature_counts."""
+    features = select(TenantFeature.feature).where(TenantFeature.tenant_id == tenant.id)
+    for feature in session.scalars(features).all():
+        key = {"track_code": track, "feature": feature, "account_manager": tenant.account_manager}
+        if old_stage is not None:
+            add_to_count(session, FeatureCount.__table__, {**key, "stage_code": old_stage}, "n", -1)
+        add_to_count(session, FeatureCount.__table__, {**key, "stage_code": new_stage}, "n", 1)
 
 
 def _put_state(
@@ -256,7 +271,7 @@ def recompute_state(session: Session, tenant_id: int, track: str) -> State:
 
 
 def rebuild_stage_counts(session: Session) -> None:
-    """Recount stage_counts from current_state (after bulk loads)."""
+    """Recount stage_counts and feature_counts from current_state (after bulk loads)."""
     session.execute(delete(StageCount))
     keys = [
         CurrentState.track_code, CurrentState.stage_code, CurrentState.tier, CurrentState.region,
@@ -268,6 +283,17 @@ def rebuild_stage_counts(session: Session) -> None:
             ["track_code", "stage_code", "tier", "region", "account_manager", "n"], grouped
         )
     )
+    session.execute(delete(FeatureCount))
+    keys = [
+        CurrentState.track_code, CurrentState.stage_code, TenantFeature.feature, CurrentState.account_manager,
+    ]
+    grouped = (
+        select(*keys, func.count())
+        .join(TenantFeature, TenantFeature.tenant_id == CurrentState.tenant_id)
+        .group_by(*keys)
+    )
+    columns = ["track_code", "stage_code", "feature", "account_manager", "n"]
+    session.execute(insert(FeatureCount).from_select(columns, grouped))
 
 
 __all__ = [

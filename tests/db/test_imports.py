@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from lockstep.clock import utcnow
 from lockstep.db import read_session, write_session
@@ -13,6 +13,7 @@ from lockstep.models import (
     AuditEntry,
     Base,
     CurrentState,
+    FeatureCount,
     RolloutEvent,
     SnapshotWeek,
     StageCount,
@@ -96,7 +97,27 @@ def assert_state_matches_events(engine) -> int:
         )
         grouped = s.execute(select(*keys, func.count()).group_by(*keys)).all()
         assert counts == {tuple(r[:5]): r[5] for r in grouped}
+    assert_feature_counts_match_state(engine)
     return checked
+
+
+def assert_feature_counts_match_state(engine) -> None:
+    """feature_counts (zeros aside) equals a count over current_state joined with tenant_features."""
+    with read_session(engine) as s:
+        kept = {
+            (c.track_code, c.stage_code, c.feature, c.account_manager): c.n
+            for c in s.scalars(select(FeatureCount))
+            if c.n
+        }
+        counted = s.execute(
+            text(
+                "SELECT cs.track_code, cs.stage_code, tf.feature, cs.account_manager, COUNT(*) "
+                "FROM current_state cs JOIN tenant_features tf ON tf.tenant_id = cs.tenant_id "
+                "GROUP BY cs.track_code, cs.stage_code, tf.feature, cs.account_manager"
+            )
+        ).all()
+    assert counted, "the world has no features to count"
+    assert kept == {tuple(r[:4]): r[4] for r in counted}
 
 
 def tenant_lines(n: int, start: int = 0) -> list[str]:
