@@ -10,7 +10,7 @@ from lockstep.charts.rollout import stage_mix_by_week_figure
 from lockstep.exports import dataframe_to_csv
 from lockstep.queries import e2ee as q
 from lockstep.queries.rollout import NOW, stage_mix_by_week, track_stages
-from lockstep.ui.data import cached_query
+from lockstep.ui.data import cached_query, deferred_query
 from lockstep.ui.session import current_actor
 
 actor = current_actor()
@@ -85,14 +85,35 @@ st.download_button(
 )
 
 manager = st.selectbox("Drill down into", list(by_manager["account_manager"]), key="e2ee_manager")
-tenants = cached_query(q.not_enabled_tenants, actor=actor, manager=manager)
-shown = tenants.assign(stage=[stage_label(s) for s in tenants["stage"]]).rename(columns={"external_id": "id"})
-st.dataframe(shown, hide_index=True, width="stretch", key="e2ee_tenants")
-if len(tenants) >= q.DRILL_DOWN_LIMIT:
-    st.caption(f"The first {q.DRILL_DOWN_LIMIT:,} by name.")
-st.download_button(
-    "Download these tenants (CSV)",
-    dataframe_to_csv(shown),
+waiting = int(by_manager.set_index("account_manager").at[manager, "tenants"])
+shown_key = f"e2ee_shown_{manager}"
+limit = st.session_state.get(shown_key, q.DRILL_DOWN_PAGE)
+tenants = cached_query(q.not_enabled_tenants, actor=actor, manager=manager, limit=limit)
+
+
+def for_display(df):
+    """The drill-down as shown and downloaded: stage names in words, `id` for the external id."""
+    return df.assign(stage=[stage_label(s) for s in df["stage"]]).rename(columns={"external_id": "id"})
+
+
+def show_more(key: str, now: int) -> None:
+    st.session_state[key] = now + q.DRILL_DOWN_PAGE
+
+
+st.dataframe(for_display(tenants), hide_index=True, width="stretch", key="e2ee_tenants")
+c = st.columns([3, 1, 1])
+c[0].caption(f"{len(tenants):,} of {waiting:,} not yet enabled, by name.")
+if len(tenants) < waiting:
+    c[1].button(
+        f"Show {min(q.DRILL_DOWN_PAGE, waiting - len(tenants)):,} more",
+        on_click=show_more,
+        args=(shown_key, limit),
+        key="e2ee_more",
+    )
+everyone = deferred_query(q.not_enabled_tenants, actor=actor, manager=manager, limit=None)
+c[2].download_button(
+    f"Download all {waiting:,} (CSV)",
+    lambda: dataframe_to_csv(for_display(everyone())),  # built on click: all rows, not just those shown
     file_name=f"e2ee-not-enabled-{manager.split('@')[0]}.csv",
     mime="text/csv",
     key="e2ee_csv_tenants",

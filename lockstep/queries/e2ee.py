@@ -26,7 +26,10 @@ from lockstep.queries.overview import final_stage
 from lockstep.queries.scope import scoped
 
 E2EE = "e2ee"
-DRILL_DOWN_LIMIT = 5000
+# The drill-down shows this many tenants at first and this many more per "show more" click;
+# a CSV download reads them all (limit=None).
+DRILL_DOWN_PAGE = 500
+ID_BATCH = 5000
 
 # The plan describes features but the database keeps only their codes, so their plain
 # names and what each means for a customer live here, next to the one query that ranks them.
@@ -161,9 +164,14 @@ def not_enabled_by_manager(*, session: Session, actor: Actor, track: str = E2EE)
 
 
 def not_enabled_tenants(
-    *, session: Session, actor: Actor, manager: str, track: str = E2EE, limit: int = DRILL_DOWN_LIMIT
+    *,
+    session: Session,
+    actor: Actor,
+    manager: str,
+    track: str = E2EE,
+    limit: int | None = DRILL_DOWN_PAGE,
 ) -> pd.DataFrame:
-    """One manager's covered tenants not yet enabled, by name, with what blocks each.
+    """One manager's covered tenants not yet enabled, by name, the first `limit` (None: all).
 
     Columns: external_id, name, tier, region, stage, since, blockers (plain names, "; "-joined).
     """
@@ -202,13 +210,19 @@ def not_enabled_tenants(
     blocking = session.scalar(select(Track.blocking_features).where(Track.code == track)) or []
     held: dict[int, list[str]] = {}
     if blocking and not df.empty:
-        # The ids at hand, not the page query again (a second index walk at a million tenants).
-        rows = session.execute(
-            select(TenantFeature.tenant_id, TenantFeature.feature)
-            .where(TenantFeature.tenant_id.in_(df["id"].tolist()), TenantFeature.feature.in_(list(blocking)))
-            .order_by(TenantFeature.tenant_id, TenantFeature.feature)
-        ).all()
-        for tenant_id, feature in rows:
-            held.setdefault(tenant_id, []).append(feature_name(feature))
+        # The ids at hand, not the page query again (a second index walk at a million tenants),
+        # in batches: a full download can hold more ids than SQLite takes parameters.
+        ids = df["id"].tolist()
+        for start in range(0, len(ids), ID_BATCH):
+            rows = session.execute(
+                select(TenantFeature.tenant_id, TenantFeature.feature)
+                .where(
+                    TenantFeature.tenant_id.in_(ids[start : start + ID_BATCH]),
+                    TenantFeature.feature.in_(list(blocking)),
+                )
+                .order_by(TenantFeature.tenant_id, TenantFeature.feature)
+            ).all()
+            for tenant_id, feature in rows:
+                held.setdefault(tenant_id, []).append(feature_name(feature))
     df["blockers"] = ["; ".join(held.get(i, [])) for i in df["id"]]
     return df.drop(columns=["id"])

@@ -32,6 +32,21 @@ def run_query(fn: Callable[..., Any], /, **kwargs) -> Any:
         return fn(session=session, **kwargs)
 
 
+def deferred_query(fn: Callable[..., Any], /, **kwargs) -> Callable[[], Any]:
+    """A zero-argument callable that runs the query later, uncached (e.g. a download's data on click).
+
+    The engine is looked up now: Streamlit calls a download's data callable outside the
+    script run, where session and cache lookups are not available.
+    """
+    bound = engine()
+
+    def run() -> Any:
+        with read_session(bound) as session:
+            return fn(session=session, **kwargs)
+
+    return run
+
+
 @st.cache_data(ttl=get_settings().cache_ttl_seconds, show_spinner=False)
 def _cached(url: str, fn_path: str, kwargs_items: tuple) -> Any:
     module, _, name = fn_path.rpartition(".")

@@ -102,3 +102,41 @@ def test_drill_down_follows_the_manager_picked(open_page, demo_engine):
         )
     ]
     assert list(_table(at, "blockers")["id"]) == ids
+
+
+def test_drill_down_shows_a_page_at_a_time_until_all_are_shown(open_page, demo_engine, monkeypatch):
+    from lockstep.queries import e2ee
+
+    monkeypatch.setattr(e2ee, "DRILL_DOWN_PAGE", 4)  # the demo's managers have a few dozen each
+    at = open_page("e2ee", "security_lead")
+    manager = at.selectbox(key="e2ee_manager").value
+    ids = [
+        r[0]
+        for r in _rows(
+            demo_engine,
+            "SELECT t.external_id FROM tenants t JOIN current_state cs ON cs.tenant_id = t.id "
+            f"WHERE {NOT_ENABLED} AND cs.account_manager = :m ORDER BY t.name, t.external_id",
+            {"m": manager},
+        )
+    ]
+    assert len(ids) > 8
+    shown = 4
+    while True:
+        assert list(_table(at, "blockers")["id"]) == ids[:shown]
+        assert f"{shown:,} of {len(ids):,} not yet enabled, by name." in [c.value for c in at.caption]
+        more = [b for b in at.button if b.key == "e2ee_more"]
+        if shown == len(ids):
+            assert more == []  # nothing left to show
+            break
+        assert more[0].label == f"Show {min(4, len(ids) - shown)} more"
+        more[0].click().run()
+        shown = min(shown + 4, len(ids))
+    # Another manager starts again at their first page.
+    other = at.selectbox(key="e2ee_manager").options[1]
+    at.selectbox(key="e2ee_manager").select(other).run()
+    theirs = _rows(
+        demo_engine,
+        f"SELECT count(*) FROM current_state cs WHERE {NOT_ENABLED} AND cs.account_manager = :m",
+        {"m": other},
+    )[0][0]
+    assert len(_table(at, "blockers")) == min(4, theirs) > 0
