@@ -61,12 +61,8 @@ from lockstep.models import (
 from lockstep.permissions import Actor, require
 from lockstep.rollout_rules import RuleViolation, State, TrackRules, apply_event, initial_state
 from lockstep.services import audit
-from lockstep.services.rollout import (
-    FUTURE_TOLERANCE,
-    _restate_closed_weeks,
-    load_track_rules,
-    rebuild_stage_counts,
-)
+from lockstep.services.counts import Touched, counts_follow
+from lockstep.services.rollout import FUTURE_TOLERANCE, _restate_closed_weeks, load_track_rules
 
 Progress = Callable[[int, int | None], None]
 
@@ -653,8 +649,10 @@ def _import_tenants(
         "tenants", added=len(plan.new), skipped=plan.same, updated=len(plan.changed), rows=rows
     )
     if result.added or result.updated:
-        _write_tenants(session, plan, rules, progress, created_at)
-        rebuild_stage_counts(session)
+        named = plan.changed["id"].tolist() if len(plan.changed) else []
+        named += [tid for tid, _ in plan.drop_states]
+        with counts_follow(session, named, adding=len(plan.new)) as touched:
+            _write_tenants(session, plan, rules, progress, created_at, touched)
         _refresh_statistics(session, result.added + result.updated)
         _audit(session, actor, "tenants", name, sha256, result)
     progress.finish(rows)
@@ -766,7 +764,12 @@ def _plan_tenants(session, good: pd.DataFrame, existing: pd.DataFrame, rules, er
 
 
 def _write_tenants(
-    session: Session, plan: _TenantPlan, rules, progress: _Progress, created_at: datetime | None = None
+    session: Session,
+    plan: _TenantPlan,
+    rules,
+    progress: _Progress,
+    created_at: datetime | None,
+    touched: Touched,
 ) -> None:
     now, now_text = _now_text(created_at)
     new = plan.new
@@ -804,6 +807,7 @@ def _write_tenants(
         # above the old maximum is one of ours.
         ids = dict(session.execute(select(Tenant.external_id, Tenant.id).where(Tenant.id > before)).all())
         new = new.assign(id=new["external_id"].map(ids).astype(np.int64))
+        touched.add(new["id"].tolist())
         _insert_features(session, new)
         states = []
         for track in rules.values():
@@ -944,17 +948,46 @@ class _EventCheck:
                 self.pos[k, self.stages.index(s)] = SIDE
             for t, tier in enumerate(self.tiers):
                 self.cover[k, t] = tier in r.tiers
-        ext, ids, tier_ix = [], [], []
-        tier_pos = {t: i for i, t in enumerate(self.tiers)}
-        for e, i, t in session.execute(select(Tenant.external_id, Tenant.id, Tenant.tier)):
-            ext.append(e)
-            ids.append(i)
-            tier_ix.append(tier_pos.get(t, len(self.tiers)))
-        self.tenant_set = pa.array(ext, type=pa.string())
-        self.tenant_ids = np.asarray(ids, dtype=np.int64)
-        self.tenant_tier = np.asarray(tier_ix, dtype=np.int64)
+        # The file's tenants, looked up as chunks name them (a ten-row upload must not read a
+        # million tenants); once a file names many, every tenant is read in one scan instead.
+        self._session = session
+        self._all_read = False
+        self.tenant_set = pa.array([], type=pa.string())
+        self.tenant_ids = np.zeros(0, dtype=np.int64)
+        self.tenant_tier = np.zeros(0, dtype=np.int64)
         self.limit = np.datetime64(utcnow() + FUTURE_TOLERANCE, "us")
         self.parts: list[pd.DataFrame] = []
+
+    def _learn_tenants(self, external_ids: pd.Series) -> None:
+        """Add the stored tenants among `external_ids` that are not known yet to the look-up arrays."""
+        if self._all_read:
+            return
+        unknown = pd.unique(external_ids[_lookup(external_ids, self.tenant_set) < 0])
+        unknown = [e for e in unknown.tolist() if e]
+        if not unknown:
+            return
+        stmt = select(Tenant.external_id, Tenant.id, Tenant.tier)
+        conn = self._session.connection()
+        if len(unknown) + len(self.tenant_ids) > SCAN_AT:
+            found = conn.execute(stmt).all()
+            self._all_read = True
+            self.tenant_set = pa.array([], type=pa.string())
+            self.tenant_ids = self.tenant_tier = np.zeros(0, dtype=np.int64)
+        else:
+            found = [
+                row
+                for start in range(0, len(unknown), IN_BATCH)
+                for row in conn.execute(stmt.where(Tenant.external_id.in_(unknown[start : start + IN_BATCH])))
+            ]
+        if not found:
+            return
+        ext, ids, tiers = _columns(found, 3)
+        tier_pos = {t: i for i, t in enumerate(self.tiers)}
+        self.tenant_set = pa.concat_arrays([self.tenant_set, pa.array(ext, type=pa.string())])
+        self.tenant_ids = np.concatenate([self.tenant_ids, np.asarray(ids, dtype=np.int64)])
+        self.tenant_tier = np.concatenate(
+            [self.tenant_tier, np.asarray([tier_pos.get(t, len(self.tiers)) for t in tiers], dtype=np.int64)]
+        )
 
     def __call__(self, frame: pd.DataFrame, rows: np.ndarray) -> None:
         err = self.errors
@@ -974,6 +1007,7 @@ class _EventCheck:
         ok &= _too_long(frame, rows, ("source",), err)
         tenant, track, stage = frame["tenant_id"], frame["track"], frame["stage"]
 
+        self._learn_tenants(tenant)
         ti = _lookup(tenant, self.tenant_set)
         bad = (ti < 0) & (tenant != "").to_numpy()
         err.add_mask(rows, bad, "tenant_id", tenant, lambda i: f"no tenant with id '{tenant.iloc[i]}'")
@@ -1074,8 +1108,8 @@ def _import_events(
 
     result = ImportResult("events", added=len(plan.insert), skipped=plan.skipped, rows=rows)
     if result.added:
-        _write_events(session, check, plan, actor, progress)
-        rebuild_stage_counts(session)
+        with counts_follow(session, plan.states["tenant"].unique()):
+            _write_events(session, check, plan, actor, progress)
         _refresh_statistics(session, result.added)
         _audit(session, actor, "events", name, sha256, result)
     progress.finish(rows)

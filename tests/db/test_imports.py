@@ -39,6 +39,14 @@ EVENT_HEADER = "tenant_id,track,stage,occurred_at,source,note"
 FREE, PRO, BUSINESS = "t1-00000", "t1-00001", "t1-00002"
 
 
+@pytest.fixture(params=["counts moved by delta", "counts recounted"], autouse=True)
+def count_upkeep(request, monkeypatch):
+    """Every import test runs with both ways of keeping the counts (see lockstep.services.counts)."""
+    from lockstep.services import counts
+
+    monkeypatch.setattr(counts, "RECOUNT_SHARE", 2.0 if request.param.startswith("counts moved") else 0.0)
+
+
 @pytest.fixture
 def db(engine):
     with write_session(engine) as s:
