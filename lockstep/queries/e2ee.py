@@ -8,7 +8,7 @@ enabled, side stages included.
 from __future__ import annotations
 
 import pandas as pd
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lockstep.models import (
@@ -104,18 +104,6 @@ def adoption_by_tier(*, session: Session, actor: Actor, track: str = E2EE) -> pd
     return df
 
 
-def _not_enabled(session: Session, actor: Actor, track: str) -> Select:
-    """SELECT tenant_id of the actor's covered tenants not yet at the enabled stage (add columns freely)."""
-    return scoped(
-        select(CurrentState.tenant_id).where(
-            CurrentState.track_code == track,
-            CurrentState.stage_code != enabled_stage(session=session, track=track),
-        ),
-        actor,
-        CurrentState.account_manager,
-    )
-
-
 def blockers_ranking(*, session: Session, actor: Actor, track: str = E2EE) -> pd.DataFrame:
     """Blocking features ranked by how many not-yet-enabled covered tenants use each.
 
@@ -175,16 +163,26 @@ def not_enabled_tenants(
 
     Columns: external_id, name, tier, region, stage, since, blockers (plain names, "; "-joined).
     """
-    waiting = (
-        _not_enabled(session, actor, track)
-        .where(CurrentState.tenant_id == Tenant.id, CurrentState.account_manager == manager)
-        .exists()
+    # The tenant's stage on the track, if the actor may see it (NULL otherwise, or off the track).
+    stage_now = (
+        scoped(
+            select(CurrentState.stage_code).where(
+                CurrentState.tenant_id == Tenant.id,
+                CurrentState.track_code == track,
+                CurrentState.account_manager == manager,
+            ),
+            actor,
+            CurrentState.account_manager,
+        )
+        .scalar_subquery()
     )
     # Walk the manager's tenants in name order on the (account_manager, name, external_id)
-    # index and stop at the limit; the stage is then read for those rows only.
+    # index, look up each one's stage, and stop at the limit. A scalar subquery rather than
+    # EXISTS: PostgreSQL turns EXISTS into a hash semi-join over all of the manager's tenants
+    # (20,000 at a million tenants, 140-220 ms) where the walk reads a few hundred.
     page = (
         select(Tenant.id)
-        .where(Tenant.account_manager == manager, waiting)
+        .where(Tenant.account_manager == manager, stage_now != enabled_stage(session=session, track=track))
         .order_by(Tenant.name, Tenant.external_id)
         .limit(limit)
         .subquery()
