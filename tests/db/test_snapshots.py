@@ -289,3 +289,152 @@ def test_refuses_a_double_close_an_unfinished_week_a_non_monday_and_an_executive
 def test_backfill_without_a_program_says_to_sync_the_plan(engine):
     with write_session(engine) as s, pytest.raises(ValidationError, match="plan sync"):
         backfill_weeks(session=s, actor=SYSTEM)
+
+
+# --- the computation against a brute force over all events --------------------------------
+
+
+def record_shuffled(engine, events, seed: int) -> None:
+    """Record events in a random order, so that many arrive back-dated.
+
+    An event the rules refuse for now (e.g. a stage recorded before the roll-back that allows
+    it) is tried again after the others; the few that stay refused are left out.
+    """
+    pending = list(events)
+    random.Random(seed).shuffle(pending)
+    while pending:
+        refused = []
+        with write_session(engine) as s:
+            for ext, track, stage, at in pending:
+                try:
+                    record_event(session=s, actor=SYSTEM, tenant_external_id=ext, track=track, stage=stage,
+                                 occurred_at=at, source="test")
+                except ValidationError:
+                    refused.append((ext, track, stage, at))  # validated before any write
+        if len(refused) == len(pending):
+            return
+        pending = refused
+
+
+def build_shuffled_dataset(engine, *, tenants: int, seed: int) -> list[tuple[str, str, str, datetime]]:
+    """Program and tenants; returns the random legal events, not yet recorded."""
+    with write_session(engine) as s:
+        build_program(s)
+        add_tenants(s, tenants, seed)
+        return random_events(s, seed)
+
+
+def brute_force_counts(engine, mondays) -> dict[date, Counter]:
+    """Per week: each current_state row in the stage of its latest event (by time, then id) before the end."""
+    with read_session(engine) as s:
+        initial = {code: r.initial for code, r in load_track_rules(s).items()}
+        timelines: dict[tuple[int, str], list] = {}
+        for tenant_id, track, at, event_id, stage in s.execute(
+            select(RolloutEvent.tenant_id, RolloutEvent.track_code, RolloutEvent.occurred_at,
+                   RolloutEvent.id, RolloutEvent.stage_code)
+        ):
+            timelines.setdefault((tenant_id, track), []).append((at, event_id, stage))
+        states = s.execute(
+            select(CurrentState.tenant_id, CurrentState.track_code, CurrentState.tier, CurrentState.region)
+        ).all()
+    out = {}
+    for monday in mondays:
+        end = week_end(monday)
+        counts: Counter = Counter()
+        for tenant_id, track, tier, region in states:
+            before = sorted(e for e in timelines.get((tenant_id, track), []) if e[0] < end)
+            counts[(track, before[-1][2] if before else initial[track], tier, region)] += 1
+        out[monday] = counts
+    return out
+
+
+def as_counters(counts: dict) -> dict[date, Counter]:
+    return {m: Counter(c) for m, c in counts.items()}
+
+
+def test_both_computations_equal_a_brute_force_over_all_events(engine):
+    from lockstep.services.snapshots import as_of_counts, counts_from_current_state, counts_from_events
+
+    events = build_shuffled_dataset(engine, tenants=60, seed=11)
+    record_shuffled(engine, events, seed=11)
+    with read_session(engine) as s:
+        # What the data must hold for the comparison to mean something: back-dated events,
+        # same-instant pairs whose id order differs from the index's (time, stage) order,
+        # side stages, Monday-midnight events, and tenants without any event.
+        rows = s.execute(
+            select(RolloutEvent.tenant_id, RolloutEvent.track_code, RolloutEvent.occurred_at,
+                   RolloutEvent.stage_code, RolloutEvent.id).order_by(RolloutEvent.id)
+        ).all()
+        no_events = s.scalar(select(func.count()).select_from(CurrentState)
+                             .where(CurrentState.last_event_id.is_(None)))
+    latest: dict = {}
+    back_dated = 0
+    for tenant_id, track, at, _stage, _id in rows:
+        back_dated += at < latest.get((tenant_id, track), at)
+        latest[(tenant_id, track)] = max(at, latest.get((tenant_id, track), at))
+    by_instant: dict = {}
+    for tenant_id, track, at, stage, event_id in rows:
+        by_instant.setdefault((tenant_id, track, at), []).append((event_id, stage))
+    reversed_ties = [v for v in by_instant.values() if len(v) > 1 and sorted(v)[-1][1] < max(s for _, s in v)]
+    assert back_dated > 20 and len(reversed_ties) >= 3 and no_events > 0
+    assert {r.stage_code for r in rows} >= {BLOCKED, ROLLED_BACK}
+    assert any(r.occurred_at == datetime.combine(r.occurred_at.date(), datetime.min.time())
+               and r.occurred_at.weekday() == 0 for r in rows)
+
+    selections = [PROGRAM_WEEKS, PROGRAM_WEEKS[:1], PROGRAM_WEEKS[3:4], PROGRAM_WEEKS[-1:],
+                  [PROGRAM_WEEKS[i] for i in (1, 2, 6, 9, 13)], [W15 - timedelta(days=28)]]
+    for mondays in selections:
+        expected = brute_force_counts(engine, mondays)
+        with read_session(engine) as s:
+            assert as_counters(counts_from_events(session=s, mondays=mondays)) == expected, mondays
+            assert as_counters(counts_from_current_state(session=s, mondays=mondays)) == expected, mondays
+            assert as_counters(as_of_counts(session=s, mondays=mondays)) == expected, mondays
+    # The weeks differ, or equal counts would prove little.
+    assert len({frozenset(c.items()) for c in brute_force_counts(engine, PROGRAM_WEEKS).values()}) > 5
+
+
+def test_weeks_closed_one_at_a_time_with_late_events_agree_with_a_backfill_and_the_brute_force(engine):
+    events = build_shuffled_dataset(engine, tenants=40, seed=13)
+    rnd = random.Random(13)
+    # Most events arrive on time; the rest trickle in while the weeks are being closed.
+    late = set(rnd.sample(range(len(events)), len(events) // 4))
+    record_shuffled(engine, [e for i, e in enumerate(events) if i not in late], seed=13)
+    trickle = [e for i, e in enumerate(events) if i in late]
+    for monday in PROGRAM_WEEKS:
+        with write_session(engine) as s:
+            close_week(session=s, actor=SYSTEM, week_start=monday)
+        assert snapshot_counts(engine, monday) == brute_force_counts(engine, [monday])[monday]
+        batch, trickle = trickle[:4], trickle[4:]
+        record_shuffled(engine, batch, seed=monday.toordinal())
+    record_shuffled(engine, trickle, seed=1)
+
+    final = brute_force_counts(engine, PROGRAM_WEEKS)
+    restated = 0
+    for monday in PROGRAM_WEEKS:
+        # n_current moved with every late event, so it equals a fresh count of today's events.
+        assert snapshot_counts(engine, monday, "n_current") == final[monday]
+        restated += snapshot_counts(engine, monday) != final[monday]
+    assert restated >= 3
+    with write_session(engine) as s:
+        s.execute(WeeklySnapshot.__table__.delete())
+        s.execute(SnapshotWeek.__table__.delete())
+    with write_session(engine) as s:
+        backfill_weeks(session=s, actor=SYSTEM)
+    for monday in PROGRAM_WEEKS:
+        assert snapshot_counts(engine, monday) == final[monday]
+
+
+def test_closing_the_week_that_just_ended_does_not_replay_every_event(engine, monkeypatch):
+    from lockstep.services import snapshots
+
+    build_dataset(engine, tenants=30, seed=17)
+    last = PROGRAM_WEEKS[-1]
+    expected = brute_force_counts(engine, [last])[last]
+
+    def refuse(**_kwargs):
+        raise AssertionError("replayed every event to close one week")
+
+    monkeypatch.setattr(snapshots, "counts_from_events", refuse)
+    with write_session(engine) as s:
+        close_week(session=s, actor=SYSTEM, week_start=last)
+    assert snapshot_counts(engine, last) == expected
