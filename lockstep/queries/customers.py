@@ -51,7 +51,9 @@ def tenant_choices(
     if manager:
         stmt = stmt.where(Tenant.account_manager == manager)
     if search.strip():
-        stmt = stmt.where(tenant_search(search))
+        stmt = stmt.where(
+            tenant_search(search, session=session, one_manager=actor.is_manager or bool(manager))
+        )
     stmt = stmt.order_by(Tenant.name, Tenant.external_id).limit(limit)
     return pd.DataFrame(session.execute(stmt).all(), columns=["external_id", "name"])
 

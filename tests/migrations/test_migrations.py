@@ -15,6 +15,21 @@ from lockstep.migrate import alembic_config, downgrade, upgrade
 from lockstep.models import Base
 from tests.conftest import new_database_url
 
+# Search structures of migration 0005 that the models cannot declare: SQLite's FTS5 table
+# (with its shadow tables) and PostgreSQL's trigram expression indexes.
+NOT_IN_MODELS = {"ix_tenants_name_trgm", "ix_tenants_external_id_trgm"}
+
+
+def _not_in_models(name: str | None, type_: str) -> bool:
+    if type_ == "table" and name and (name == "tenants_fts" or name.startswith("tenants_fts_")):
+        return True
+    return type_ == "index" and name in NOT_IN_MODELS
+
+
+def _in_models(name, type_, _parent_names) -> bool:
+    """include_name for compare_metadata: leave out what _not_in_models names."""
+    return not _not_in_models(name, type_)
+
 
 @pytest.fixture
 def empty_url(backend, request, tmp_path):
@@ -38,14 +53,18 @@ def _tables(url: str) -> set[str]:
         eng.dispose()
 
 
+def _model_tables(url: str) -> set[str]:
+    return {n for n in _tables(url) if not _not_in_models(n, "table")}
+
+
 def test_round_trip_empty_head_base_head(empty_url):
     assert _tables(empty_url) == set()
     upgrade(empty_url)
-    assert _tables(empty_url) == set(Base.metadata.tables)
+    assert _model_tables(empty_url) == set(Base.metadata.tables)
     downgrade(empty_url, "base")
     assert _tables(empty_url) == set()
     upgrade(empty_url)
-    assert _tables(empty_url) == set(Base.metadata.tables)
+    assert _model_tables(empty_url) == set(Base.metadata.tables)
 
 
 def test_each_upgrade_keeps_existing_rows(empty_url):
@@ -74,7 +93,7 @@ def test_each_upgrade_keeps_existing_rows(empty_url):
 def test_models_and_migrations_do_not_drift(db_url):
     eng = make_engine(db_url)
     with eng.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": _in_models})
         diff = compare_metadata(ctx, Base.metadata)
     eng.dispose()
     assert diff == [], f"models differ from migrations: {diff}"
