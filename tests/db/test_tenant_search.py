@@ -15,6 +15,7 @@ from sqlalchemy import text
 from lockstep.db import read_session, write_session
 from lockstep.permissions import SYSTEM, Actor
 from lockstep.queries import customers, rollout
+from lockstep.services import imports
 from lockstep.services.imports import import_tenant_frame
 from tests.builders import MANAGERS, seed_plan
 
@@ -242,5 +243,34 @@ def test_inserted_renamed_and_deleted_tenants_are_found_accordingly(db):
 
     if db.dialect.name == "sqlite":
         # FTS5 compares its index with the tenants table itself (rank 1: external content).
+        with db.begin() as conn:
+            conn.execute(text("INSERT INTO tenants_fts (tenants_fts, rank) VALUES ('integrity-check', 1)"))
+
+
+def test_a_large_tenant_import_is_indexed_in_one_go_inside_its_transaction(db, monkeypatch):
+    # A load of BULK_LOAD_AT tenants or more indexes them with one statement on SQLite instead
+    # of per row; a smaller threshold here takes that path with a few hundred tenants.
+    monkeypatch.setattr(imports, "BULK_LOAD_AT", 100)
+    big = [(f"BULK-{i:04d}", f"Bulk Labs {i}", MANAGERS[i % 3]) for i in range(300)]
+    with pytest.raises(RuntimeError), write_session(db) as s:
+        import_tenant_frame(session=s, frame=_frame(big[:150]), actor=SYSTEM, source_name="undone")
+        raise RuntimeError("the import's transaction fails after the tenants were written")
+    assert _search(db, "bulk labs") == (set(), 0, set())
+
+    with write_session(db) as s:
+        import_tenant_frame(session=s, frame=_frame(big), actor=SYSTEM, source_name="bulk")
+    tenants = _tenants(db)
+    for term in ("bulk labs", "labs", "bulk-01", "s 29"):
+        expected = _python(tenants, term)
+        assert _search(db, term) == (expected, len(expected), expected), term
+    assert len(_search(db, "bulk labs")[0]) == 300
+
+    # The per-row trigger is back: a tenant added on its own afterwards is found.
+    with write_session(db) as s:
+        import_tenant_frame(
+            session=s, frame=_frame([("AFTER-1", "Numbat Labs", BEN)]), actor=SYSTEM, source_name="one"
+        )
+    assert _search(db, "numbat")[0] == {"AFTER-1"}
+    if db.dialect.name == "sqlite":
         with db.begin() as conn:
             conn.execute(text("INSERT INTO tenants_fts (tenants_fts, rank) VALUES ('integrity-check', 1)"))
