@@ -117,9 +117,11 @@ shown = page.rows.assign(stage=[stage_label(s) for s in page.rows["stage"]]).ren
 )
 st.dataframe(shown, hide_index=True, width="stretch", key="rollout_tenants")
 first = (page.page - 1) * page.page_size
+of = f"more than {page.total:,}" if page.more else f"{page.total:,}"
 st.caption(
-    f"{first + 1 if len(shown) else 0:,}–{first + len(shown):,} of {page.total:,} tenants, "
+    f"{first + 1 if len(shown) else 0:,}–{first + len(shown):,} of {of} tenants, "
     f"page {page.page} of {page.pages}, sorted by name."
+    + (" Narrow the search to reach the tenants after these pages." if page.more else "")
 )
 
 labels = dict(zip(page.rows["external_id"], page.rows["name"], strict=True))

@@ -32,6 +32,8 @@ from lockstep.queries.program import program_today
 from lockstep.queries.scope import is_narrowed, scoped
 
 PAGE_SIZE = 50
+# A search counts this many matches at most (see TenantPage).
+SEARCH_COUNT_CAP = 10_000
 EVENT_LIMIT = 500
 # Velocity seen is measured over this window (two weeks smooths out a quiet weekend).
 VELOCITY_WINDOW_DAYS = 14
@@ -273,12 +275,17 @@ def cutover_status(
 
 @dataclass(frozen=True)
 class TenantPage:
-    """One page of the tenant table and how many rows match in all."""
+    """One page of the tenant table and how many rows match in all.
+
+    A search counts at most SEARCH_COUNT_CAP matches: when more match, `total` is the cap,
+    `more` is True and the pages stop there (narrow the search to reach the rest).
+    """
 
     rows: pd.DataFrame
     total: int
     page: int
     page_size: int
+    more: bool = False
 
     @property
     def pages(self) -> int:
@@ -355,11 +362,17 @@ def tenant_page(
     base = scoped(select(Tenant.id).where(on_track.exists()), actor, Tenant.account_manager)
     if search.strip():
         base = base.where(tenant_search(search, session=session, one_manager=actor.is_manager))
-        total = session.scalar(select(func.count()).select_from(base.subquery()))
+        # Counting every match of a common or short term reads them all (135,000 tenants
+        # contain "ing" at a million): count up to the cap and say "more" beyond it.
+        capped = base.limit(SEARCH_COUNT_CAP + 1).subquery()
+        total = session.scalar(select(func.count()).select_from(capped))
+        more = total > SEARCH_COUNT_CAP
+        total = min(total, SEARCH_COUNT_CAP)
     else:
         # Without a search every filter is a key of the live counts: no need to count rows.
         counts = _counts_now(track, actor, filters).subquery()
         total = session.scalar(select(func.sum(counts.c.n)))
+        more = False
     page = max(1, int(page))
     ids = (
         base.order_by(Tenant.name, Tenant.external_id)
@@ -383,7 +396,7 @@ def tenant_page(
     )
     cols = ["external_id", "name", "tier", "region", "account_manager", "stage", "since"]
     return TenantPage(
-        pd.DataFrame(session.execute(stmt).all(), columns=cols), int(total or 0), page, page_size
+        pd.DataFrame(session.execute(stmt).all(), columns=cols), int(total or 0), page, page_size, more
     )
 
 

@@ -249,3 +249,22 @@ def test_tenant_detail_has_timeline_states_and_blockers(world):
     # 28 uses cloud recording, the web client and breakout rooms; the last does not block.
     assert list(d.blockers["feature"]) == ["cloud_recording", "web_client"]
     assert list(d.blocked_notes["note"]) == ["customer change freeze"]
+
+
+def test_a_search_counts_matches_up_to_the_cap_and_says_there_are_more(world, monkeypatch):
+    alpha = sql(world, "SELECT COUNT(*) FROM tenants WHERE lower(name) LIKE '%alpha%'")[0][0]
+    monkeypatch.setattr(q, "SEARCH_COUNT_CAP", alpha)
+    matching = [
+        r[0]
+        for r in sql(
+            world,
+            "SELECT external_id FROM tenants WHERE lower(external_id) LIKE '%t0%' ORDER BY name, external_id",
+        )
+    ]
+    assert len(matching) > alpha > 0
+    with read_session(world) as s:
+        many = q.tenant_page(session=s, actor=ADMIN, track="encryption", search="t0", page_size=3)
+        few = q.tenant_page(session=s, actor=ADMIN, track="encryption", search="alpha")
+    assert (many.total, many.more, many.pages) == (alpha, True, -(-alpha // 3))
+    assert list(many.rows["external_id"]) == matching[:3]  # the page itself is not capped
+    assert (few.total, few.more) == (alpha, False)  # exactly the cap: nothing more
