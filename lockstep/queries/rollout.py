@@ -34,6 +34,8 @@ from lockstep.queries.scope import is_narrowed, scoped
 PAGE_SIZE = 50
 # A search counts this many matches at most (see TenantPage).
 SEARCH_COUNT_CAP = 10_000
+# From this many matches an admin's search page walks the name index (SQLite; see tenant_page).
+WALK_NAMES_AT = 2_000
 EVENT_LIMIT = 500
 # Velocity seen is measured over this window (two weeks smooths out a quiet weekend).
 VELOCITY_WINDOW_DAYS = 14
@@ -323,6 +325,11 @@ def tenant_search(text: str, *, session: Session, one_manager: bool = False):
         # To SQLite's planner `id + 0` is an expression, not the rowid: it cannot drive from it.
         key = Tenant.id + 0 if one_manager else Tenant.id
         return key.in_(matches)
+    return _contains(term)
+
+
+def _contains(term: str):
+    """lower(name) or lower(external_id) contains `term` as plain text: a LIKE with % and _ escaped."""
     escaped = term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     pattern = f"%{escaped}%"
     return or_(
@@ -359,15 +366,25 @@ def tenant_page(
         _state_cols(),
         **filters,
     )
-    base = scoped(select(Tenant.id).where(on_track.exists()), actor, Tenant.account_manager)
+    unsearched = scoped(select(Tenant.id).where(on_track.exists()), actor, Tenant.account_manager)
+    base = unsearched
     if search.strip():
-        base = base.where(tenant_search(search, session=session, one_manager=actor.is_manager))
+        base = unsearched.where(tenant_search(search, session=session, one_manager=actor.is_manager))
         # Counting every match of a common or short term reads them all (135,000 tenants
         # contain "ing" at a million): count up to the cap and say "more" beyond it.
         capped = base.limit(SEARCH_COUNT_CAP + 1).subquery()
         total = session.scalar(select(func.count()).select_from(capped))
         more = total > SEARCH_COUNT_CAP
         total = min(total, SEARCH_COUNT_CAP)
+        term = search.strip()
+        if total >= WALK_NAMES_AT and term.isascii() and session.get_bind().dialect.name == "sqlite":
+            # Many matches: walking the tenants in name order and testing each one finds a page
+            # after a few hundred rows, where SQLite would gather every match from the trigram
+            # table and sort them (135,000 for "ing" at a million tenants: 110-130 ms). For an
+            # ASCII term the LIKE and the trigram table agree on what matches.
+            base = unsearched.where(_contains(term))
+            if not actor.is_manager:
+                base = base.with_hint(Tenant, "INDEXED BY ix_tenants_name_external_id", "sqlite")
     else:
         # Without a search every filter is a key of the live counts: no need to count rows.
         counts = _counts_now(track, actor, filters).subquery()
