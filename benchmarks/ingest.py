@@ -2,9 +2,11 @@
 
     .venv/bin/python benchmarks/ingest.py                 # 1,000,000 rows, SQLite
     .venv/bin/python benchmarks/ingest.py --rows 100000   # quicker
+    .venv/bin/python benchmarks/ingest.py --runs 5        # each step 5 times, medians (the default)
     .venv/bin/python benchmarks/ingest.py --postgres postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-What it does, in one process per measured step so each peak RSS is that step's own:
+What it does, in one process per measured step so each peak RSS is that step's own, each
+step --runs times on a fresh copy of the prepared database (the median is reported):
 1. writes a deterministic tenants CSV and an events CSV of N rows in time order (every
    tenant walks `encryption` forward, paid tenants `e2ee` too, so the file obeys the rules);
 2. migrates a fresh database, seeds the test plan, imports the tenants;
@@ -23,6 +25,7 @@ import json
 import os
 import resource
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -297,27 +300,98 @@ def step_main(step: str, rest: list[str]) -> None:
     print(json.dumps(report))
 
 
-def report(label: str, rows: int, ours: dict, raw: dict, real: dict, idle: float) -> None:
-    rate = {name: rows / r["seconds"] for name, r in (("ours", ours), ("raw", raw), ("real", real))}
-    print(f"\n{label}")
-    for name, key, r in (
-        ("import_events", "ours", ours),
-        ("raw, bare table", "raw", raw),
-        ("raw, real table", "real", real),
-    ):
+def summary(runs: list[dict]) -> dict:
+    """Median seconds and the highest peak RSS of several runs of one step."""
+    return {
+        "seconds": statistics.median(r["seconds"] for r in runs),
+        "all": [r["seconds"] for r in runs],
+        "rss_peak_mib": max(r["rss_peak_mib"] for r in runs),
+    }
+
+
+def report(label: str, rows: int, ours: list[dict], raw: list[dict], real: list[dict], idle: float) -> None:
+    steps = {"ours": summary(ours), "raw": summary(raw), "real": summary(real)}
+    rate = {key: rows / r["seconds"] for key, r in steps.items()}
+    print(f"\n{label} (median of {len(ours)} runs)")
+    for name, key in (("import_events", "ours"), ("raw, bare table", "raw"), ("raw, real table", "real")):
+        r = steps[key]
+        runs = ", ".join(f"{x:.2f}" for x in r["all"])
         print(
             f"  {name:<16}: {r['seconds']:7.2f} s {rate[key]:10,.0f} rows/s  "
-            f"peak RSS {r['rss_peak_mib']:,.0f} MiB"
+            f"peak RSS {r['rss_peak_mib']:,.0f} MiB  (runs: {runs} s)"
         )
     print(f"  ratio to raw into a bare table: {rate['ours'] / rate['raw']:.2f} (target >= 0.50)")
     print(f"  ratio to raw into the real table: {rate['ours'] / rate['real']:.2f}")
     print(f"  idle importer process: {idle:,.0f} MiB")
 
 
+def _sqlite_copy(src: Path, dst: Path) -> None:
+    for f in (dst, Path(f"{dst}-wal"), Path(f"{dst}-shm")):
+        f.unlink(missing_ok=True)
+    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
+        a.backup(b)
+
+
+def measure_sqlite(workdir: Path, tenant_path: Path, event_path: Path, rows: int, runs: int) -> tuple:
+    """Each run: our import into a fresh copy of the prepared database, then both raw baselines."""
+    pristine = workdir / "pristine.db"
+    for f in (pristine, Path(f"{pristine}-wal"), Path(f"{pristine}-shm")):
+        f.unlink(missing_ok=True)
+    print(f"tenants imported in {prepare_database(f'sqlite:///{pristine}', tenant_path):.1f} s")
+    ours, raw, real = [], [], []
+    work, bare, copy = workdir / "bench.db", workdir / "raw.db", workdir / "real.db"
+    for _ in range(runs):
+        _sqlite_copy(pristine, work)
+        ours.append(child("import", [f"sqlite:///{work}", str(event_path)]))
+        assert ours[-1]["added"] == rows, ours[-1]
+        bare.unlink(missing_ok=True)
+        raw.append(child("raw-sqlite", [str(bare), str(event_path), f"sqlite:///{pristine}"]))
+        _sqlite_copy(pristine, copy)
+        real.append(child("raw-sqlite-real", [str(copy), str(event_path)]))
+    for f in (work, bare, copy):
+        f.unlink(missing_ok=True)
+    return ours, raw, real
+
+
+def measure_postgres(server: str, tenant_path: Path, event_path: Path, rows: int, runs: int) -> tuple:
+    """The same on PostgreSQL: each step gets a database cloned from the prepared one."""
+    from sqlalchemy import create_engine, text
+
+    name = f"lockstep_bench_{uuid.uuid4().hex[:8]}"
+    base = server.rpartition("/")[0]
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+
+    def fresh(db: str) -> str:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{db}" TEMPLATE "{name}"'))
+        return f"{base}/{db}"
+
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    ours, raw, real = [], [], []
+    try:
+        seconds = prepare_database(f"{base}/{name}", tenant_path)
+        print(f"\ntenants imported into PostgreSQL in {seconds:.1f} s")
+        for _ in range(runs):
+            url = fresh(f"{name}_work")
+            ours.append(child("import", [url, str(event_path)]))
+            assert ours[-1]["added"] == rows, ours[-1]
+            raw.append(child("raw-postgres", [fresh(f"{name}_bare"), str(event_path)]))
+            real.append(child("raw-postgres-real", [fresh(f"{name}_real"), str(event_path)]))
+    finally:
+        with admin.connect() as conn:
+            for db in (name, f"{name}_work", f"{name}_bare", f"{name}_real"):
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+        admin.dispose()
+    return ours, raw, real
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=2020)
+    parser.add_argument("--runs", type=int, default=5, help="runs of each step; the median is reported")
     parser.add_argument(
         "--postgres", metavar="URL", help="also measure on PostgreSQL (a database is created)"
     )
@@ -338,44 +412,12 @@ def main() -> None:
     )
     idle = child("idle", [])["rss_peak_mib"]
 
-    db = workdir / "bench.db"
-    for f in (db, db.with_suffix(".db-wal"), db.with_suffix(".db-shm"), workdir / "raw.db"):
-        f.unlink(missing_ok=True)
-    url = f"sqlite:///{db}"
-    print(f"tenants imported in {prepare_database(url, tenant_path):.1f} s")
-    before = workdir / "real.db"
-    before.unlink(missing_ok=True)
-    with sqlite3.connect(db) as src, sqlite3.connect(before) as dst:
-        src.backup(dst)  # the database as our import finds it, for the real-table baseline
-    ours = child("import", [url, str(event_path)])
-    assert ours["added"] == args.rows, ours
-    raw = child("raw-sqlite", [str(workdir / "raw.db"), str(event_path), url])
-    real = child("raw-sqlite-real", [str(before), str(event_path)])
-    before.unlink()
-    report(f"SQLite, {args.rows:,} rows", args.rows, ours, raw, real, idle)
-
+    label = f"{args.rows:,} rows"
+    results = measure_sqlite(workdir, tenant_path, event_path, args.rows, args.runs)
+    report(f"SQLite, {label}", args.rows, *results, idle)
     if args.postgres:
-        from sqlalchemy import create_engine, text
-
-        name = f"lockstep_bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(args.postgres, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        pg_url = f"{args.postgres.rpartition('/')[0]}/{name}"
-        try:
-            print(f"\ntenants imported into PostgreSQL in {prepare_database(pg_url, tenant_path):.1f} s")
-            with admin.connect() as conn:  # the database as our import finds it, for the real-table baseline
-                conn.execute(text(f'CREATE DATABASE "{name}_real" TEMPLATE "{name}"'))
-            ours = child("import", [pg_url, str(event_path)])
-            assert ours["added"] == args.rows, ours
-            raw = child("raw-postgres", [pg_url, str(event_path)])
-            real = child("raw-postgres-real", [f"{pg_url}_real", str(event_path)])
-            report(f"PostgreSQL, {args.rows:,} rows", args.rows, ours, raw, real, idle)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}_real" WITH (FORCE)'))
-            admin.dispose()
+        results = measure_postgres(args.postgres, tenant_path, event_path, args.rows, args.runs)
+        report(f"PostgreSQL, {label}", args.rows, *results, idle)
     print(
         f"\nmachine: {os.cpu_count()} CPUs; python {sys.version.split()[0]}; sqlite {sqlite3.sqlite_version}"
     )
