@@ -101,7 +101,7 @@ def show_more(key: str, now: int) -> None:
 
 
 st.dataframe(for_display(tenants), hide_index=True, width="stretch", key="e2ee_tenants")
-c = st.columns([3, 1, 1])
+c = st.columns([2, 1, 1.5])
 c[0].caption(f"{len(tenants):,} of {waiting:,} not yet enabled, by name.")
 if len(tenants) < waiting:
     c[1].button(
