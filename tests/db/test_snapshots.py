@@ -444,3 +444,23 @@ def test_closing_the_week_that_just_ended_does_not_replay_every_event(engine, mo
     with write_session(engine) as s:
         close_week(session=s, actor=SYSTEM, week_start=last)
     assert snapshot_counts(engine, last) == expected
+
+
+def test_an_event_in_the_last_millisecond_of_sunday_counts_in_its_own_week(engine):
+    # SQLite's date functions round a timestamp to the millisecond; the week must come from
+    # the stored date, as PostgreSQL and the restatement's "occurred_at < end" have it.
+    with write_session(engine) as s:
+        build_program(s)
+        add_tenants(s, 4, seed=19)
+        tier, region = s.execute(
+            select(Tenant.tier, Tenant.region).where(Tenant.external_id == "T0000")
+        ).one()
+    sunday_night = week_end(W15) - timedelta(microseconds=100)  # 2020-04-12 23:59:59.999900
+    with write_session(engine) as s:
+        record_event(session=s, actor=SYSTEM, tenant_external_id="T0000", track="encryption",
+                     stage="clients_upgraded", occurred_at=sunday_night, source="test")
+    with write_session(engine) as s:
+        backfill_weeks(session=s, actor=SYSTEM, through=W15 + timedelta(days=7))
+    assert snapshot_counts(engine, W15)[("encryption", "clients_upgraded", tier, region)] == 1
+    assert snapshot_counts(engine, W15) == brute_force_counts(engine, [W15])[W15]
+    assert snapshot_counts(engine, PROGRAM_WEEKS[0])[("encryption", "clients_upgraded", tier, region)] == 0
