@@ -16,7 +16,8 @@ events. Each (tenant, track)'s events are read as one short string of (week, sta
 numbers, oldest first, and numpy keeps the last event of each week: a move from the stage
 at the previous asked week's end (+1 new, -1 old). A cumulative sum over the weeks, from
 "everyone in the first stage", gives every asked week from one pass over the events. (The
-LAG() window this replaces made SQLite sort every event: 76 s at 20M events.)
+LAG() window it replaces took 43 s at 20M events on SQLite, against 14 s; see
+benchmarks/README.md.)
 
 How, for the week that has just ended (`counts_from_current_state`, the weekly close): a
 current_state row whose `since` (the time of its latest event) is before the week's end
