@@ -53,6 +53,7 @@ bench: install-dev
 	$(BIN)/python -m benchmarks.naive --size 100k
 	$(BIN)/python -m benchmarks.duckdb_ref --size 100k
 	$(BIN)/python -m benchmarks.queries --size 100k
+	$(BIN)/python -m benchmarks.small_import --size 100k
 
 bench-full: install-dev
 	$(BIN)/python -m benchmarks.datasets --size 1m
@@ -60,6 +61,7 @@ bench-full: install-dev
 	$(BIN)/python -m benchmarks.memory --size 1m --backend both
 	$(BIN)/python -m benchmarks.duckdb_ref --size 1m
 	$(BIN)/python -m benchmarks.queries --size 1m
+	$(BIN)/python -m benchmarks.small_import --size 1m
 
 clean:
 	rm -rf $(VENV) data/lockstep.db data/lockstep.db-*
