@@ -172,20 +172,11 @@ def baseline_rows(event_path: Path, tenant_ids: dict[str, int]) -> list[tuple]:
     )
 
 
-def run_raw_sqlite(path: Path, event_path: Path, tenant_ids: dict[str, int]) -> dict:
-    """sqlite3.executemany of the same rows into a bare table: the floor any importer pays."""
-    rows = baseline_rows(event_path, tenant_ids)
+def _timed_executemany(path: Path, setup: list[str], sql: str, rows: list[tuple]) -> dict:
+    """Open `path` as the app does (WAL), run `setup`, then time one transaction of executemany."""
     con = sqlite3.connect(path, isolation_level=None)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=NORMAL")
-    con.execute(
-        "CREATE TABLE bare (id INTEGER PRIMARY KEY, tenant_id INTEGER, track_code TEXT, stage_code TEXT, "
-        "occurred_at TEXT, recorded_at TEXT, actor TEXT, source TEXT, note TEXT)"
-    )
-    sql = (
-        "INSERT INTO bare (tenant_id, track_code, stage_code, occurred_at, recorded_at, actor, source, note) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-    )
+    for statement in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", *setup]:
+        con.execute(statement)
     t0 = time.perf_counter()
     con.execute("BEGIN")
     con.executemany(sql, rows)
@@ -193,6 +184,19 @@ def run_raw_sqlite(path: Path, event_path: Path, tenant_ids: dict[str, int]) -> 
     seconds = time.perf_counter() - t0
     con.close()
     return {"seconds": seconds, "rows": len(rows)}
+
+
+def run_raw_sqlite(path: Path, event_path: Path, tenant_ids: dict[str, int]) -> dict:
+    """sqlite3.executemany of the same rows into a bare table: the floor any importer pays."""
+    bare = (
+        "CREATE TABLE bare (id INTEGER PRIMARY KEY, tenant_id INTEGER, track_code TEXT, stage_code TEXT, "
+        "occurred_at TEXT, recorded_at TEXT, actor TEXT, source TEXT, note TEXT)"
+    )
+    sql = (
+        "INSERT INTO bare (tenant_id, track_code, stage_code, occurred_at, recorded_at, actor, source, note) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    return _timed_executemany(path, [bare], sql, baseline_rows(event_path, tenant_ids))
 
 
 def run_raw_sqlite_real(path: Path, event_path: Path, tenant_ids: dict[str, int]) -> dict:
@@ -201,22 +205,11 @@ def run_raw_sqlite_real(path: Path, event_path: Path, tenant_ids: dict[str, int]
     `path` is a copy of the database as it was before our import (tenants, no events), opened
     as the app opens it (foreign keys on): what a hand-written loader into this schema pays.
     """
-    rows = baseline_rows(event_path, tenant_ids)
-    con = sqlite3.connect(path, isolation_level=None)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=NORMAL")
-    con.execute("PRAGMA foreign_keys=ON")
     sql = (
         "INSERT INTO rollout_events (tenant_id, track_code, stage_code, occurred_at, recorded_at, actor, "
         "source, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
     )
-    t0 = time.perf_counter()
-    con.execute("BEGIN")
-    con.executemany(sql, rows)
-    con.execute("COMMIT")
-    seconds = time.perf_counter() - t0
-    con.close()
-    return {"seconds": seconds, "rows": len(rows)}
+    return _timed_executemany(path, ["PRAGMA foreign_keys=ON"], sql, baseline_rows(event_path, tenant_ids))
 
 
 def run_raw_postgres_real(url: str, event_path: Path, tenant_ids: dict[str, int]) -> dict:

@@ -21,6 +21,19 @@ def _scope(role: str) -> tuple[str, dict]:
     return "", {}
 
 
+def _waiting(engine, manager: str) -> list[str]:
+    """External ids of the manager's tenants not yet enabled, by name (the drill-down's order)."""
+    return [
+        r[0]
+        for r in _rows(
+            engine,
+            "SELECT t.external_id FROM tenants t JOIN current_state cs ON cs.tenant_id = t.id "
+            f"WHERE {NOT_ENABLED} AND cs.account_manager = :m ORDER BY t.name, t.external_id",
+            {"m": manager},
+        )
+    ]
+
+
 @pytest.mark.parametrize("role", ROLES)
 def test_e2ee_numbers_match_sql(open_page, demo_engine, role):
     at = open_page("e2ee", role)
@@ -92,15 +105,7 @@ def test_drill_down_follows_the_manager_picked(open_page, demo_engine):
     box = at.selectbox(key="e2ee_manager")
     manager = box.options[-1]
     box.select(manager).run()
-    ids = [
-        r[0]
-        for r in _rows(
-            demo_engine,
-            "SELECT t.external_id FROM tenants t JOIN current_state cs ON cs.tenant_id = t.id "
-            f"WHERE {NOT_ENABLED} AND cs.account_manager = :m ORDER BY t.name, t.external_id",
-            {"m": manager},
-        )
-    ]
+    ids = _waiting(demo_engine, manager)
     assert list(_table(at, "blockers")["id"]) == ids
 
 
@@ -110,15 +115,7 @@ def test_drill_down_shows_a_page_at_a_time_until_all_are_shown(open_page, demo_e
     monkeypatch.setattr(e2ee, "DRILL_DOWN_PAGE", 4)  # the demo's managers have a few dozen each
     at = open_page("e2ee", "security_lead")
     manager = at.selectbox(key="e2ee_manager").value
-    ids = [
-        r[0]
-        for r in _rows(
-            demo_engine,
-            "SELECT t.external_id FROM tenants t JOIN current_state cs ON cs.tenant_id = t.id "
-            f"WHERE {NOT_ENABLED} AND cs.account_manager = :m ORDER BY t.name, t.external_id",
-            {"m": manager},
-        )
-    ]
+    ids = _waiting(demo_engine, manager)
     assert len(ids) > 8
     shown = 4
     while True:
