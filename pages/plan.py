@@ -190,6 +190,12 @@ stale_but_untouched = loaded is not None and loaded["version"] != fresh["version
 if loaded is None or loaded["id"] != item_id or (stale_but_untouched and "plan_conflict" not in ss):
     _load(fresh)
     loaded = ss["plan_loaded"]
+# Streamlit drops a widget's value when a run ends without drawing it (a page switch that cut
+# the last run short, say): put back what was loaded, or the form would show, and on Save
+# send, an empty comment.
+for field, key in FIELDS.items():
+    if key not in ss:
+        ss[key] = _form_value(loaded, field)
 
 if flash := ss.pop("plan_flash", None):
     st.success(flash)

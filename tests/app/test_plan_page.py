@@ -126,6 +126,23 @@ def test_edit_through_the_form_saves_and_audits(open_page, demo_engine):
     assert "status:" in history["changes"].iloc[0]
 
 
+def test_the_form_shows_the_saved_values_after_another_page_and_saving_wipes_nothing(open_page, demo_engine):
+    at = open_page("plan", "security_lead")
+    item_id = at.selectbox(key="plan_item").value  # the item the page loads first
+    at.text_area(key="plan_edit_comment").input("Vendor sign-off is in")
+    at.button[[b.label for b in at.button].index("Save")].click().run()
+    saved = _item(demo_engine, item_id)
+    assert saved["comment"] == "Vendor sign-off is in"
+    # Another page and back: Streamlit forgets the values of the form's widgets, while the page
+    # still holds the item it loaded.
+    at.switch_page("pages/overview.py").run()
+    at.switch_page("pages/plan.py").run()
+    assert at.text_area(key="plan_edit_comment").value == "Vendor sign-off is in"
+    at.button[[b.label for b in at.button].index("Save")].click().run()
+    assert _item(demo_engine, item_id) == saved  # nothing was sent: the comment was not wiped
+    assert any("Nothing changed." in s.value for s in at.success)
+
+
 def test_conflict_shows_their_change_and_keeps_my_input(open_page, demo_engine):
     at, item_id = _open_item(open_page, demo_engine)
     loaded_version = _item(demo_engine, item_id)["version"]
