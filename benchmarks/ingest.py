@@ -212,40 +212,36 @@ def run_raw_sqlite_real(path: Path, event_path: Path, tenant_ids: dict[str, int]
     return _timed_executemany(path, ["PRAGMA foreign_keys=ON"], sql, baseline_rows(event_path, tenant_ids))
 
 
-def run_raw_postgres_real(url: str, event_path: Path, tenant_ids: dict[str, int]) -> dict:
-    """psycopg COPY of the same rows into the real rollout_events table (a copy of the database)."""
+def _timed_copy(url: str, setup: list[str], table: str, rows: list[tuple]) -> dict:
+    """Run `setup` (committed), then time one psycopg COPY of `rows` into `table`, commit included."""
     import psycopg
 
-    rows = baseline_rows(event_path, tenant_ids)
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        for statement in setup:
+            conn.execute(statement)
+        conn.commit()
         t0 = time.perf_counter()
-        with conn.cursor() as cur, cur.copy(f"COPY rollout_events ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+        with conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
         conn.commit()
         seconds = time.perf_counter() - t0
     return {"seconds": seconds, "rows": len(rows)}
+
+
+def run_raw_postgres_real(url: str, event_path: Path, tenant_ids: dict[str, int]) -> dict:
+    """psycopg COPY of the same rows into the real rollout_events table (a copy of the database)."""
+    return _timed_copy(url, [], "rollout_events", baseline_rows(event_path, tenant_ids))
 
 
 def run_raw_postgres(url: str, event_path: Path, tenant_ids: dict[str, int]) -> dict:
     """psycopg COPY of the same rows into a bare table."""
-    import psycopg
-
-    rows = baseline_rows(event_path, tenant_ids)
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-        conn.execute(
-            "CREATE TABLE bare (id BIGSERIAL PRIMARY KEY, tenant_id BIGINT, track_code VARCHAR(32), "
-            "stage_code VARCHAR(32), occurred_at TIMESTAMP, recorded_at TIMESTAMP, actor VARCHAR(254), "
-            "source VARCHAR(64), note TEXT)"
-        )
-        conn.commit()
-        t0 = time.perf_counter()
-        with conn.cursor() as cur, cur.copy(f"COPY bare ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        conn.commit()
-        seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "rows": len(rows)}
+    bare = (
+        "CREATE TABLE bare (id BIGSERIAL PRIMARY KEY, tenant_id BIGINT, track_code VARCHAR(32), "
+        "stage_code VARCHAR(32), occurred_at TIMESTAMP, recorded_at TIMESTAMP, actor VARCHAR(254), "
+        "source VARCHAR(64), note TEXT)"
+    )
+    return _timed_copy(url, [bare], "bare", baseline_rows(event_path, tenant_ids))
 
 
 def tenant_id_map(url: str) -> dict[str, int]:
