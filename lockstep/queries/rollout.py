@@ -381,7 +381,8 @@ def tenant_page(
             # Many matches: walking the tenants in name order and testing each one finds a page
             # after a few hundred rows, where SQLite would gather every match from the trigram
             # table and sort them (135,000 for "ing" at a million tenants: 110-130 ms). For an
-            # ASCII term the LIKE and the trigram table agree on what matches.
+            # ASCII term the LIKE and the trigram table match the same names, save the rare
+            # non-ASCII letter that Unicode case-folds into ASCII (the Kelvin sign to "k").
             base = unsearched.where(_contains(term))
             if not actor.is_manager:
                 base = base.with_hint(Tenant, "INDEXED BY ix_tenants_name_external_id", "sqlite")
