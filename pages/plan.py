@@ -95,7 +95,11 @@ if items.empty:
     st.info("No items match these filters.")
     st.stop()
 titles = dict(zip(items["id"], items["title"], strict=True))
+# The picked item outlives a visit to another page (Streamlit forgets the widget's own value).
+if "plan_item" not in ss and ss.get("plan_item_kept") in titles:
+    ss["plan_item"] = ss["plan_item_kept"]
 item_id = st.selectbox("Item", list(titles), format_func=lambda i: f"{i} · {titles[i]}", key="plan_item")
+ss["plan_item_kept"] = item_id
 deps = cached_query(q.plan_item_dependencies, item_id=item_id)
 st.markdown("**Dependencies**")
 if deps.empty:

@@ -143,6 +143,17 @@ def test_the_form_shows_the_saved_values_after_another_page_and_saving_wipes_not
     assert any("Nothing changed." in s.value for s in at.success)
 
 
+def test_the_picked_item_and_its_values_are_kept_after_another_page(open_page, demo_engine):
+    at, item_id = _open_item(open_page, demo_engine)  # not the item the page picks first
+    assert at.selectbox(key="plan_item").options[0] != item_id
+    at.text_area(key="plan_edit_comment").input("Still waiting on the vendor")
+    at.button[[b.label for b in at.button].index("Save")].click().run()
+    at.switch_page("pages/overview.py").run()
+    at.switch_page("pages/plan.py").run()
+    assert at.selectbox(key="plan_item").value == item_id
+    assert at.text_area(key="plan_edit_comment").value == "Still waiting on the vendor"
+
+
 def test_conflict_shows_their_change_and_keeps_my_input(open_page, demo_engine):
     at, item_id = _open_item(open_page, demo_engine)
     loaded_version = _item(demo_engine, item_id)["version"]
