@@ -68,17 +68,7 @@ EXEMPT = {
 }
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch):
-    """Cheap argon2 parameters: the production cost adds time, not coverage, here."""
-    from argon2 import PasswordHasher
-
-    from lockstep.services import auth, users
-
-    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-    auth._dummy_hash.cache_clear()
-    yield
-    auth._dummy_hash.cache_clear()
+pytestmark = pytest.mark.usefixtures("cheap_hashing")  # tests/db/conftest.py
 
 
 # --- 1. the table -------------------------------------------------------------------------------

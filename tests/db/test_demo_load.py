@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
 from lockstep import demo
@@ -17,17 +16,14 @@ from lockstep.models import AuditEntry, CurrentState, RolloutEvent, StageCount, 
 from lockstep.permissions import SYSTEM, Actor
 from lockstep.plan import sync_plan_file
 from lockstep.rollout_rules import TrackRules, replay
-from lockstep.services import audit, users
+from lockstep.services import audit
 from lockstep.services.users import verify_password
 
 N, SEED = 300, 7
 PLAN = ROOT / "plan" / "90-day-plan.yaml"
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch):
-    """Cheap argon2 parameters: the production cost (~0.25 s a hash) adds nothing to these tests."""
-    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+pytestmark = pytest.mark.usefixtures("cheap_hashing")  # tests/db/conftest.py
 
 
 def _count(session, model) -> int:

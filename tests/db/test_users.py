@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import select
 
 from lockstep.db import read_session, write_session
@@ -18,10 +17,7 @@ from lockstep.services.users import add_user, deactivate_user, set_password, set
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch):
-    """Cheap argon2 parameters: the production cost (~0.25 s a hash) adds nothing to these tests."""
-    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+pytestmark = pytest.mark.usefixtures("cheap_hashing")  # tests/db/conftest.py
 
 
 def _add(engine, email="dana.lee@lockstep.example", role="account_manager", password=PASSWORD, actor=SYSTEM):
