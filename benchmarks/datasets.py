@@ -185,11 +185,12 @@ def pg_available() -> bool:
         return False
 
 
-def bench_parser(description: str | None, *, default_backend: str) -> argparse.ArgumentParser:
-    """The options every measuring script takes: --size, --backend, --runs, --json."""
+def bench_parser(description: str | None, *, default_backend: str | None) -> argparse.ArgumentParser:
+    """Options every measuring script takes: --size, --backend (None: SQLite only), --runs, --json."""
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", choices=sorted(SIZES), default="100k")
-    p.add_argument("--backend", choices=["sqlite", "postgres", "both"], default=default_backend)
+    if default_backend is not None:
+        p.add_argument("--backend", choices=["sqlite", "postgres", "both"], default=default_backend)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--json", type=Path, help="write the results here")
     return p

@@ -14,7 +14,6 @@ reads in benchmarks/queries.py.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sqlite3
 import statistics
@@ -25,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.datasets import OUT, SIZES, Dataset, ensure  # noqa: E402
+from benchmarks.datasets import OUT, Dataset, bench_parser, ensure  # noqa: E402
 
 WEEKLY = """
 WITH weeks AS (
@@ -47,11 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     import duckdb
     import pandas as pd
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--size", choices=sorted(SIZES), default="100k")
-    p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--json", type=Path)
-    args = p.parse_args(argv)
+    args = bench_parser(__doc__, default_backend=None).parse_args(argv)
     ensure(Dataset(args.size, "sqlite"))
     src = sqlite3.connect(OUT / f"bench_{args.size}.db")
     t0 = time.perf_counter()

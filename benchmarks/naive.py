@@ -13,7 +13,6 @@ reading weekly_snapshots). Both on the same SQLite dataset, in this process, med
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -26,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
 
-from benchmarks.datasets import SIZES, Dataset, ensure  # noqa: E402
+from benchmarks.datasets import Dataset, bench_parser, ensure  # noqa: E402
 from benchmarks.ingest import rss_mib  # noqa: E402
 
 TRACK = "encryption"
@@ -56,11 +55,7 @@ def naive_stage_mix(engine, mondays: list) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--size", choices=sorted(SIZES), default="100k")
-    p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--json", type=Path)
-    args = p.parse_args(argv)
+    args = bench_parser(__doc__, default_backend=None).parse_args(argv)
     from lockstep.db import make_engine, read_session
     from lockstep.queries import weekly
 
