@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from lockstep.models import CurrentState, FeatureCount, StageCount, Tenant, TenantFeature
 from lockstep.services.rollout import rebuild_stage_counts
-from lockstep.sqlutil import insert_for
+from lockstep.sqlutil import bulk_insert, insert_for
 
 # Above this share of all tenants, tallying the touched ones twice costs more than one recount.
 RECOUNT_SHARE = 0.25
@@ -55,12 +55,9 @@ class Touched:
         self.recount = recount
 
     def add(self, tenant_ids: Iterable[int]) -> None:
-        """Name more tenants, e.g. new ones once they have ids (they had no rows before)."""
-        if self.recount:
-            return
-        rows = [{"tenant_id": int(t)} for t in tenant_ids]
-        if rows:
-            self._session.execute(insert_for(self._session, TOUCHED).on_conflict_do_nothing(), rows)
+        """Name more tenants not named yet, e.g. new ones once they have ids (they had no rows before)."""
+        if not self.recount:
+            bulk_insert(self._session, TOUCHED, ["tenant_id"], ((int(t),) for t in tenant_ids))
 
 
 @contextmanager

@@ -63,6 +63,7 @@ from lockstep.rollout_rules import RuleViolation, State, TrackRules, apply_event
 from lockstep.services import audit
 from lockstep.services.counts import Touched, counts_follow
 from lockstep.services.rollout import FUTURE_TOLERANCE, _restate_closed_weeks, load_track_rules
+from lockstep.sqlutil import WRITE_CHUNK, bulk_insert
 
 Progress = Callable[[int, int | None], None]
 
@@ -82,7 +83,6 @@ DEFAULT_SOURCE = "import"
 ERROR_CAP = 50
 # Validation memory is one chunk of text at a time; writes go in batches this size.
 FRAME_CHUNK = 100_000
-WRITE_CHUNK = 50_000
 # Above this many tenants, one scan beats batches of `IN (...)` look-ups.
 SCAN_AT = 20_000
 IN_BATCH = 500
@@ -378,53 +378,6 @@ def _matches(values: pd.Series, pattern: str) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- SQL plumbing
-
-
-def _batched(rows: Iterable[tuple], size: int) -> Iterator[list[tuple]]:
-    it = iter(rows)
-    while batch := list(itertools.islice(it, size)):
-        yield batch
-
-
-def _bulk_insert(
-    session: Session,
-    table: Table,
-    columns: list[str],
-    rows: Iterable[tuple],
-    progress: Callable[[int], None] | None = None,
-) -> int:
-    """Insert tuples at driver speed: executemany on SQLite, COPY on PostgreSQL.
-
-    The statement is compiled from a Core insert() so column names come from the model;
-    the rows skip SQLAlchemy's per-row parameter processing, which measured at a third
-    of the driver's speed here (see benchmarks/README.md). Datetimes must be passed as
-    text from csvio.format_timestamps, which is how SQLAlchemy stores them on SQLite.
-    """
-    conn = session.connection()
-    driver = conn.connection.driver_connection
-    n = 0
-    if conn.dialect.name == "postgresql":
-        cols = ", ".join(table.c[c].name for c in columns)
-        with driver.cursor() as cur:
-            for batch in _batched(rows, WRITE_CHUNK):
-                with cur.copy(f"COPY {table.name} ({cols}) FROM STDIN") as copy:
-                    for row in batch:
-                        copy.write_row(row)
-                n += len(batch)
-                if progress:
-                    progress(len(batch))
-        return n
-    sql = str(insert(table).compile(dialect=conn.dialect, column_keys=columns))
-    cur = driver.cursor()
-    try:
-        for batch in _batched(rows, WRITE_CHUNK):
-            cur.executemany(sql, batch)
-            n += len(batch)
-            if progress:
-                progress(len(batch))
-    finally:
-        cur.close()
-    return n
 
 
 @contextmanager
@@ -813,7 +766,7 @@ def _write_tenants(
     if len(new):
         before = session.scalar(select(func.coalesce(func.max(Tenant.id), 0)))
         search_trigger = _pause_search_trigger(session, len(new))
-        _bulk_insert(
+        bulk_insert(
             session,
             Tenant.__table__,
             [
@@ -865,7 +818,7 @@ def _write_tenants(
                     strict=False,
                 )
             )
-        _bulk_insert(
+        bulk_insert(
             session,
             CurrentState.__table__,
             [
@@ -959,7 +912,7 @@ def _insert_features(session: Session, tenants: pd.DataFrame) -> None:
         if fs
         for f in fs.split("|")
     )
-    _bulk_insert(session, TenantFeature.__table__, ["tenant_id", "feature"], pairs)
+    bulk_insert(session, TenantFeature.__table__, ["tenant_id", "feature"], pairs)
 
 
 # --------------------------------------------------------------------------- events
@@ -1476,7 +1429,7 @@ def _write_events(
         "note",
     ]
     with _sqlite_bulk_load(session, RolloutEvent.__table__, int((~restate).sum())):
-        _bulk_insert(session, RolloutEvent.__table__, columns, rows(), progress.write)
+        bulk_insert(session, RolloutEvent.__table__, columns, rows(), progress.write)
     if restate.any():
         # Back-dated into closed weeks: the per-event restatement, in time order, as record_event does it.
         late = df[restate].sort_values(["t", "row"], kind="stable")
@@ -1509,7 +1462,7 @@ def _write_states(session: Session, check: _EventCheck, states: pd.DataFrame) ->
     IMPORT_STATE.create(conn)
     track_names = np.asarray(check.tracks, dtype=object)
     stage_names = np.asarray(check.stages, dtype=object)
-    _bulk_insert(
+    bulk_insert(
         session,
         IMPORT_STATE,
         ["tenant_id", "track_code", "stage_code", "reached_stage_code", "since", "last_at", "last_stage"],

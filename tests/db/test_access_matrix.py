@@ -93,7 +93,7 @@ def test_every_action_is_checked_somewhere():
 
 
 SESSION_WRITES = {"add", "add_all", "delete", "merge", "flush"}
-STATEMENT_WRITES = {"insert", "update", "delete", "_bulk_insert"}
+STATEMENT_WRITES = {"insert", "update", "delete", "bulk_insert"}
 
 
 def _writes_directly(fn: ast.FunctionDef) -> bool:
