@@ -64,6 +64,27 @@ def cmd_db_upgrade(args) -> int:
     return EXIT_OK
 
 
+def cmd_db_backup(args) -> int:
+    from lockstep.backup import backup_database
+
+    out = Path(args.output)
+    manifest = backup_database(engine=_engine(), output=out)
+    rows = sum(manifest.tables.values())
+    print(
+        f"wrote {out} ({out.stat().st_size:,} bytes): {len(manifest.tables)} tables, {rows:,} rows, "
+        f"revision {manifest.revision}, audit head {manifest.audit_head}"
+    )
+    return EXIT_OK
+
+
+def cmd_db_restore(args) -> int:
+    from lockstep.backup import restore_database
+
+    result = restore_database(engine=_engine(), backup=Path(args.file), force=args.force)
+    print(f"{_safe_url()}: {result.summary()}")
+    return EXIT_OK
+
+
 def cmd_plan_validate(args) -> int:
     from lockstep.plan import load_plan
 
@@ -254,6 +275,21 @@ def build_parser() -> argparse.ArgumentParser:
     up = db.add_parser("upgrade", help="apply migrations (default: to the newest)")
     up.add_argument("revision", nargs="?", default="head")
     up.set_defaults(func=cmd_db_upgrade)
+    bak = db.add_parser(
+        "backup", help="write a consistent backup while the app runs (see README: operations)"
+    )
+    bak.add_argument(
+        "-o", "--output", required=True, help="backup file to write, e.g. lockstep-2020-06-30.backup"
+    )
+    bak.set_defaults(func=cmd_db_backup)
+    res = db.add_parser(
+        "restore", help="restore a backup into the empty database LOCKSTEP_DATABASE_URL names"
+    )
+    res.add_argument("file", help="a file written by `db backup`")
+    res.add_argument(
+        "--force", action="store_true", help="replace everything in a database that is not empty"
+    )
+    res.set_defaults(func=cmd_db_restore)
 
     plan = sub.add_parser("plan", help="the plan as code").add_subparsers(dest="plan_cmd", required=True)
     for name, func, text in (
