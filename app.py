@@ -2,7 +2,8 @@
 
 import streamlit as st
 
+from lockstep.ui.errors import run_page
 from lockstep.ui.nav import build_navigation
 
 st.set_page_config(page_title="Lockstep", page_icon=":lock:", layout="wide")
-build_navigation().run()
+run_page(build_navigation())

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lockstep.clock import utcnow
+from lockstep.logs import log_on_commit
 from lockstep.models import AuditEntry, AuditHead
 from lockstep.permissions import Actor
 
@@ -97,6 +98,15 @@ def append(
     session.add(entry)
     head.last_id, head.hash = entry.id, entry.hash
     session.flush()
+    log_on_commit(
+        session,
+        "sign_in" if action.startswith("auth.") else "write",
+        action=action,
+        user=entry.actor,
+        entity_type=entity_type,
+        entity_id=entry.entity_id,
+        audit_id=entry.id,
+    )
     return entry
 
 
