@@ -102,14 +102,28 @@ def cmd_plan_sync(args) -> int:
 
 
 def cmd_import(args) -> int:
+    from lockstep.exports import import_errors_csv
     from lockstep.services import imports
 
+    options = {"sheet": args.sheet, "keep_all_errors": args.errors_out is not None}
+    if args.kind == "events":
+        options["date_format"] = args.date_format
+    elif args.date_format is not None:
+        raise ValidationError("--date-format applies to events files only (tenants have no dates)")
     fn = imports.import_tenants if args.kind == "tenants" else imports.import_events
     update, close = _progress(f"import {args.kind}", sys.stderr.isatty() and not args.quiet)
     try:
-        result = fn(engine=_engine(), path=Path(args.file), actor=SYSTEM, progress=update)
+        result = fn(engine=_engine(), path=Path(args.file), actor=SYSTEM, progress=update, **options)
+    except ImportRejected as exc:
+        if args.errors_out is not None:
+            Path(args.errors_out).write_bytes(import_errors_csv(exc.every_error or exc.errors))
+            print(f"every bad value ({exc.total_errors}) written to {args.errors_out}", file=sys.stderr)
+        raise
     finally:
         close()
+    if args.errors_out is not None:
+        # An empty error file (header only), so a script never reads a stale one from an earlier run.
+        Path(args.errors_out).write_bytes(import_errors_csv([]))
     print(
         f"{args.file}: added {result.added}, updated {result.updated}, skipped {result.skipped} "
         f"(already present) of {result.rows} rows"
@@ -303,9 +317,24 @@ def build_parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="import CSV files (see docs/csv-formats.md)")
     isub = imp.add_subparsers(dest="kind", required=True)
     for kind in ("tenants", "events"):
-        c = isub.add_parser(kind, help=f"import {kind} from a CSV file; all or nothing")
-        c.add_argument("file")
+        c = isub.add_parser(kind, help=f"import {kind} from a CSV or XLSX file; all or nothing")
+        c.add_argument("file", help="a .csv file, or a .xlsx workbook (its first sheet unless --sheet)")
         c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+        c.add_argument("--sheet", metavar="NAME", help="the XLSX sheet to read (default: the first)")
+        c.add_argument(
+            "--errors-out",
+            metavar="FILE.csv",
+            help="when the file is refused, write every bad value here (row, column, value, reason)",
+        )
+        if kind == "events":
+            c.add_argument(
+                "--date-format",
+                metavar="FORMAT",
+                help="read occurred_at in this layout as well as ISO 8601: a strptime pattern such as "
+                "%%d/%%m/%%Y (day first), or 'excel' for Excel serial day numbers; times are UTC",
+            )
+        else:
+            c.set_defaults(date_format=None)
         c.set_defaults(func=cmd_import)
 
     demo = sub.add_parser("demo", help="load deterministic demo data")
@@ -375,6 +404,10 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"error: {exc.filename}: no such file", file=sys.stderr)
         return EXIT_NOT_FOUND
+    except OSError as exc:
+        # A file that exists but cannot be read or written (a directory, no permission, disk full).
+        print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_INVALID
     except OperationalError as exc:
         print(
             f"error: database {_safe_url()}: {exc.orig}\n(run `python -m lockstep db upgrade` first?)",

@@ -52,3 +52,15 @@ def rows_to_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
 def dataframe_to_csv(df: pd.DataFrame) -> bytes:
     """A DataFrame as a spreadsheet-safe CSV file (see rows_to_csv)."""
     return rows_to_csv(list(df.columns), df.itertuples(index=False, name=None))
+
+
+def import_errors_csv(errors: Iterable) -> bytes:
+    """Every bad value of a refused import (RowError objects) as CSV: row, column, value, reason, kind.
+
+    The error file of `import ... --errors-out` and of the upload page; values are the
+    file's own text, so they go through the same formula neutralisation as every export.
+    """
+    return rows_to_csv(
+        ("row", "column", "value", "reason", "kind"),
+        ((e.row, e.column, e.value, e.reason, e.group) for e in errors),
+    )

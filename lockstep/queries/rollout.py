@@ -7,14 +7,16 @@ Filters are tuples of codes; an empty tuple means "all".
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import pandas as pd
-from sqlalchemy import Select, case, column, func, or_, select, table
+from sqlalchemy import Select, case, column, false, func, or_, select, table
 from sqlalchemy.orm import Session
 
 from lockstep.clock import week_label
+from lockstep.csvio import CONTROL_CHARS
 from lockstep.errors import NotFoundError
 from lockstep.models import (
     CurrentState,
@@ -312,6 +314,8 @@ def tenant_search(text: str, *, session: Session, one_manager: bool = False):
     tokenizer folds case for all of Unicode ("ünï" finds "Ünïcode"), as PostgreSQL's lower()
     does; SQLite's own lower() and LIKE fold ASCII only, which shorter terms still go through.
 
+    A term with a control character (NUL, ESC, ...) matches nothing.
+
     `one_manager`: the statement keeps to one account manager's tenants. SQLite then walks
     that manager's index and probes the matches, instead of fetching every match in the
     database first: a manager has some 20,000 tenants, a common term ("ing") matches 135,000
@@ -319,6 +323,10 @@ def tenant_search(text: str, *, session: Session, one_manager: bool = False):
     matches; PostgreSQL plans from statistics and needs no hint.)
     """
     term = text.strip()
+    if re.search(CONTROL_CHARS, term):
+        # No name or id holds a NUL or another control character (imports refuse them), and
+        # PostgreSQL would refuse a NUL in the parameter outright: nothing matches.
+        return false()
     if session.get_bind().dialect.name == "sqlite" and len(term) >= TRIGRAM_MIN_CHARS:
         phrase = '"' + term.replace('"', '""') + '"'
         matches = select(_TENANTS_FTS.c.rowid).where(_TENANTS_FTS.c.tenants_fts.match(phrase))

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,10 +47,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from lockstep import csvio
+from lockstep import csvio, xlsxio
 from lockstep.clock import utcnow, week_end
 from lockstep.db import write_session
-from lockstep.errors import ImportRejected, RowError
+from lockstep.errors import ErrorGroup, ImportRejected, RowError
 from lockstep.models import (
     CurrentState,
     RolloutEvent,
@@ -81,6 +82,8 @@ EVENT_COLUMNS = ("tenant_id", "track", "stage", "occurred_at")
 EVENT_OPTIONAL = ("source", "note")
 DEFAULT_SOURCE = "import"
 ERROR_CAP = 50
+# The summary names this many rows per column and reason.
+SUMMARY_ROWS = 5
 # Validation memory is one chunk of text at a time; writes go in batches this size.
 FRAME_CHUNK = 100_000
 # Above this many tenants, one scan beats batches of `IN (...)` look-ups.
@@ -100,6 +103,8 @@ MAX_LEN = {
     "client_version": 32,
     "features": 2000,
     "source": 64,
+    # A note is what a person typed about one event; 4,000 characters is two pages of text.
+    "note": 4000,
 }
 FEATURE_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 VERSION = r"^\d+(\.\d+)*$"
@@ -128,35 +133,65 @@ class ImportResult:
 # --------------------------------------------------------------------------- public API
 
 
-def import_tenants(*, engine, path, actor: Actor, progress: Progress | None = None) -> ImportResult:
-    """Validate a tenants CSV, then add new tenants and update changed ones in one transaction."""
+def import_tenants(
+    *,
+    engine,
+    path,
+    actor: Actor,
+    progress: Progress | None = None,
+    sheet: str | None = None,
+    keep_all_errors: bool = False,
+) -> ImportResult:
+    """Validate a tenants CSV or XLSX file, then add new tenants and update changed ones in one transaction.
+
+    `sheet` picks an XLSX sheet (default the first); `keep_all_errors` puts every bad value
+    on the ImportRejected (`every_error`), not just the first ERROR_CAP.
+    """
     require(actor, "import.run")
-    info = _open(path, TENANT_COLUMNS)
+    source = _open(path, TENANT_COLUMNS, sheet=sheet)
     with write_session(engine) as session:
         return _import_tenants(
             session,
-            _file_chunks(info),
+            source.chunks(),
             actor,
             str(path),
-            info.path.name,
-            info.sha256,
-            _Progress(progress, info.approx_rows),
+            source.path.name,
+            source.sha256,
+            _Progress(progress, source.approx_rows),
+            keep_all_errors=keep_all_errors,
         )
 
 
-def import_events(*, engine, path, actor: Actor, progress: Progress | None = None) -> ImportResult:
-    """Validate a rollout events CSV against the rules and stored events, then add them in one transaction."""
+def import_events(
+    *,
+    engine,
+    path,
+    actor: Actor,
+    progress: Progress | None = None,
+    date_format: str | None = None,
+    sheet: str | None = None,
+    keep_all_errors: bool = False,
+) -> ImportResult:
+    """Validate a rollout events CSV or XLSX file against the rules and stored events, then add them.
+
+    `date_format` adds one date layout to ISO 8601 (a strptime pattern such as '%d/%m/%Y',
+    or 'excel' for serial day numbers; see csvio.parse_timestamps); `sheet` and
+    `keep_all_errors` as for import_tenants.
+    """
     require(actor, "import.run")
-    info = _open(path, EVENT_COLUMNS, EVENT_OPTIONAL)
+    csvio.check_date_format(date_format)
+    source = _open(path, EVENT_COLUMNS, EVENT_OPTIONAL, sheet=sheet)
     with write_session(engine) as session:
         return _import_events(
             session,
-            _file_chunks(info),
+            source.chunks(),
             actor,
             str(path),
-            info.path.name,
-            info.sha256,
-            _Progress(progress, info.approx_rows),
+            source.path.name,
+            source.sha256,
+            _Progress(progress, source.approx_rows),
+            date_format=date_format,
+            keep_all_errors=keep_all_errors,
         )
 
 
@@ -167,6 +202,7 @@ def import_tenant_frame(
     actor: Actor,
     source_name: str,
     created_at: datetime | None = None,
+    keep_all_errors: bool = False,
 ) -> ImportResult:
     """Import tenants from a frame with the CSV columns, inside the caller's transaction.
 
@@ -184,14 +220,25 @@ def import_tenant_frame(
         _frame_digest(frame),
         _Progress(None, len(frame)),
         created_at=created_at,
+        keep_all_errors=keep_all_errors,
     )
 
 
 def import_event_frame(
-    *, session: Session, frame: pd.DataFrame, actor: Actor, source_name: str
+    *,
+    session: Session,
+    frame: pd.DataFrame,
+    actor: Actor,
+    source_name: str,
+    date_format: str | None = None,
+    keep_all_errors: bool = False,
 ) -> ImportResult:
-    """Import rollout events from a frame with the CSV columns, inside the caller's transaction."""
+    """Import rollout events from a frame with the CSV columns, inside the caller's transaction.
+
+    Values may be text (as in a file: the same rules apply) or, for occurred_at, datetimes.
+    """
     require(actor, "import.run")
+    csvio.check_date_format(date_format)
     _check_frame_columns(frame, EVENT_COLUMNS, EVENT_OPTIONAL, source_name)
     return _import_events(
         session,
@@ -201,32 +248,62 @@ def import_event_frame(
         source_name,
         _frame_digest(frame),
         _Progress(None, len(frame)),
+        date_format=date_format,
+        keep_all_errors=keep_all_errors,
     )
 
 
 # --------------------------------------------------------------------------- input plumbing
 
 
-def _open(path, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> csvio.CsvFile:
+@dataclass
+class _Source:
+    """An import file opened and its header checked: where its rows come from, and what it is."""
+
+    path: Path
+    sha256: str
+    approx_rows: int
+    chunks: Callable[[], Iterator[tuple[pd.DataFrame, np.ndarray]]]
+
+
+def _open(
+    path, required: tuple[str, ...], optional: tuple[str, ...] = (), sheet: str | None = None
+) -> _Source:
+    """Inspect a CSV or XLSX file and check its header; ImportRejected (nothing read) when either fails."""
+    path = Path(path)
     try:
-        info = csvio.inspect_file(path)
+        if xlsxio.is_workbook(path):
+            book = xlsxio.inspect_workbook(path, sheet)
+            columns, source = book.columns, _Source(
+                path, book.sha256, book.approx_rows, lambda: xlsxio.iter_chunks(book)
+            )
+        else:
+            if sheet is not None:
+                raise csvio.FileRejected([RowError(0, "", sheet, "--sheet applies to XLSX files only")])
+            if xlsxio.looks_like_zip(path):
+                why = "is a ZIP archive (an XLSX workbook?): name it .xlsx to import a sheet"
+                raise csvio.FileRejected([RowError(0, "", "", why)])
+            info = csvio.inspect_file(path)
+            columns, source = info.columns, _Source(
+                path, info.sha256, info.approx_rows, lambda: csvio.iter_chunks(info)
+            )
     except csvio.FileRejected as exc:
-        raise ImportRejected(str(path), exc.errors[:ERROR_CAP], len(exc.errors), ERROR_CAP) from None
-    errors = csvio.check_header(info.columns, required, optional)
-    if errors:
-        raise ImportRejected(str(path), errors[:ERROR_CAP], len(errors), ERROR_CAP)
-    return info
+        _reject(str(path), exc.errors)
+    _reject(str(path), csvio.check_header(columns, required, optional))
+    return source
 
 
-def _file_chunks(info: csvio.CsvFile) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
-    return csvio.iter_chunks(info)
+def _reject(path: str, found: list[RowError]) -> None:
+    """ImportRejected for errors found before any row was read (the file or its header); none: return."""
+    errors = _Errors((), keep_all=True)
+    for e in found:
+        errors.add(e.row, e.column, e.value, e.reason, e.kind)
+    errors.raise_if_any(path)
 
 
 def _check_frame_columns(frame: pd.DataFrame, required, optional, source_name: str) -> None:
     columns = tuple(str(c).strip().lower() for c in frame.columns)
-    errors = csvio.check_header(columns, required, optional)
-    if errors:
-        raise ImportRejected(source_name, errors[:ERROR_CAP], len(errors), ERROR_CAP)
+    _reject(source_name, csvio.check_header(columns, required, optional))
 
 
 def _frame_chunks(frame: pd.DataFrame) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
@@ -284,17 +361,28 @@ class _Progress:
 
 
 class _Errors:
-    """Every bad value is counted; the `cap` earliest (by row, then column) are kept to report."""
+    """Every bad value is counted by (column, kind); the `cap` earliest are kept to report.
 
-    def __init__(self, columns: tuple[str, ...], cap: int = ERROR_CAP):
-        self.order = {c: i for i, c in enumerate(columns)}
+    With `keep_all` every bad value is also kept, message and all (the --errors-out file).
+    """
+
+    def __init__(self, columns: tuple[str, ...], cap: int = ERROR_CAP, keep_all: bool = False):
+        # A problem with the whole record (column "") comes before the values in it.
+        self.order = {"": -1} | {c: i for i, c in enumerate(columns)}
         self.cap = cap
         self.total = 0
         self.kept: list[RowError] = []
+        self.every: list[RowError] | None = [] if keep_all else None
+        # (column, kind) -> [count, smallest rows so far]
+        self.groups: dict[tuple[str, str], list] = {}
 
-    def add(self, row: int, column: str, value: Any, reason: str) -> None:
+    def add(self, row: int, column: str, value: Any, reason: str, kind: str = "") -> None:
+        error = RowError(int(row), column, _show(value), reason, kind)
         self.total += 1
-        self.kept.append(RowError(int(row), column, _show(value), reason))
+        self.kept.append(error)
+        if self.every is not None:
+            self.every.append(error)
+        self._count(column, error.group, np.asarray([int(row)]))
         if len(self.kept) > 4 * self.cap:
             self._trim()
 
@@ -305,27 +393,47 @@ class _Errors:
         column: str,
         values: pd.Series | np.ndarray,
         reason: str | Callable[[int], str],
+        kind: str = "",
     ) -> None:
-        """Count every row in `mask`; materialise messages for the earliest `cap` only."""
+        """Count every row in `mask`; materialise messages for the earliest `cap` only (all with keep_all)."""
         hits = np.flatnonzero(mask)
         if not len(hits):
             return
         self.total += len(hits)
-        first = hits[np.argsort(rows[hits], kind="stable")[: self.cap]]
-        for i in first:
+        kind = kind or (reason if isinstance(reason, str) else "")
+        ordered = hits[np.argsort(rows[hits], kind="stable")]
+        self._count(column, kind, rows[ordered[:SUMMARY_ROWS]], len(hits))
+        for n, i in enumerate(ordered if self.every is not None else ordered[: self.cap]):
             why = reason(int(i)) if callable(reason) else reason
             value = values.iloc[i] if isinstance(values, pd.Series) else values[i]
-            self.kept.append(RowError(int(rows[i]), column, _show(value), why))
+            error = RowError(int(rows[i]), column, _show(value), why, kind)
+            if n < self.cap:
+                self.kept.append(error)
+            if self.every is not None:
+                self.every.append(error)
         self._trim()
+
+    def _count(self, column: str, kind: str, first_rows: np.ndarray, n: int = 1) -> None:
+        group = self.groups.setdefault((column, kind), [0, []])
+        group[0] += n
+        group[1] = sorted(group[1] + [int(r) for r in first_rows])[:SUMMARY_ROWS]
 
     def _trim(self) -> None:
         self.kept.sort(key=lambda e: (e.row, self.order.get(e.column, len(self.order))))
         del self.kept[self.cap :]
 
+    def summary(self) -> list[ErrorGroup]:
+        """One line per (column, kind), most frequent first."""
+        groups = [ErrorGroup(c, k, n, rows) for (c, k), (n, rows) in self.groups.items()]
+        return sorted(groups, key=lambda g: (-g.count, g.first_rows[:1], g.column))
+
     def raise_if_any(self, path: str) -> None:
         if self.total:
             self._trim()
-            raise ImportRejected(path, list(self.kept), self.total, self.cap)
+            every = None
+            if self.every is not None:
+                every = sorted(self.every, key=lambda e: (e.row, self.order.get(e.column, len(self.order))))
+            raise ImportRejected(path, list(self.kept), self.total, self.cap, self.summary(), every)
 
 
 def _show(value: Any) -> str:
@@ -345,7 +453,7 @@ def _read_all(
             progress.validate(len(frame))
     except csvio.FileRejected as exc:
         for e in exc.errors:
-            errors.add(e.row, e.column, e.value, e.reason)
+            errors.add(e.row, e.column, e.value, e.reason, e.kind)
     return rows
 
 
@@ -365,6 +473,37 @@ def _too_long(frame: pd.DataFrame, rows: np.ndarray, columns: Iterable[str], err
         errors.add_mask(rows, long_, col, frame[col], f"text too long (at most {MAX_LEN[col]} characters)")
         ok &= ~long_
     return ok
+
+
+def _no_control_chars(
+    frame: pd.DataFrame, rows: np.ndarray, columns: Iterable[str], errors: _Errors
+) -> np.ndarray:
+    """Refuse NUL and the other control characters (tab and line breaks are fine).
+
+    PostgreSQL cannot store NUL in text at all and SQLite would store it silently; an ESC
+    in a name would reach every terminal that prints it.
+    """
+    ok = np.ones(len(frame), dtype=bool)
+    for col in columns:
+        if col not in frame or frame[col].dtype.kind == "M":
+            continue
+        hit = _matches(frame[col], csvio.CONTROL_CHARS)
+        errors.add_mask(
+            rows,
+            hit,
+            col,
+            frame[col],
+            lambda i, col=col: f"contains the control character {_first_control(frame[col].iloc[i])}: "
+            "remove it (binary data, or a file saved in another encoding?)",
+            kind="control character (NUL, ESC, ...)",
+        )
+        ok &= ~hit
+    return ok
+
+
+def _first_control(value: str) -> str:
+    found = re.search(csvio.CONTROL_CHARS, value)
+    return f"U+{ord(found.group()):04X}" if found else "?"
 
 
 def _lookup(values: pd.Series, known: pa.Array) -> np.ndarray:
@@ -557,6 +696,7 @@ class _TenantCheck:
             ("external_id", "name", "region", "account_manager", "client_version", "features"),
             err,
         )
+        ok &= _no_control_chars(frame, rows, TENANT_COLUMNS, err)
         tier_ix = _lookup(frame["tier"], self.tier_set)
         bad = (tier_ix < 0) & (frame["tier"] != "").to_numpy()
         err.add_mask(
@@ -565,6 +705,7 @@ class _TenantCheck:
             "tier",
             frame["tier"],
             lambda i: f"unknown tier '{frame['tier'].iloc[i]}' (tiers: {', '.join(self.tiers)})",
+            kind="unknown tier",
         )
         ok &= ~bad
         seats_text = frame["seats"]
@@ -610,10 +751,18 @@ class _TenantCheck:
 
 
 def _import_tenants(
-    session, chunks, actor, path: str, name: str, sha256: str, progress: _Progress, created_at=None
+    session,
+    chunks,
+    actor,
+    path: str,
+    name: str,
+    sha256: str,
+    progress: _Progress,
+    created_at=None,
+    keep_all_errors: bool = False,
 ) -> ImportResult:
     _lock(session, "tenants")
-    errors = _Errors(TENANT_COLUMNS)
+    errors = _Errors(TENANT_COLUMNS, keep_all=keep_all_errors)
     check = _TenantCheck(session, errors)
     rows = _read_all(chunks, check, errors, path, progress)
     good = pd.concat(check.parts, ignore_index=True) if check.parts else pd.DataFrame(columns=["row"])
@@ -628,6 +777,7 @@ def _import_tenants(
             "external_id",
             ids["external_id"],
             lambda i: f"duplicate external_id (first on row {first[i]})",
+            kind="duplicate external_id",
         )
         good = good[~good["row"].isin(ids["row"].to_numpy()[dup])]
     rules = load_track_rules(session)
@@ -747,6 +897,7 @@ def _plan_tenants(session, good: pd.DataFrame, existing: pd.DataFrame, rules, er
                         r.tier,
                         f"tier change from {r.tier_db} to {r.tier} would drop the tenant's {k} progress "
                         f"(tier {r.tier} is not on track {k}); record a rollback first or keep the tier",
+                        kind="tier change would drop progress",
                     )
                 else:
                     drop_states.append((tid, k))
@@ -921,8 +1072,9 @@ def _insert_features(session: Session, tenants: pd.DataFrame) -> None:
 class _EventCheck:
     """Row checks for an events file; keeps the valid rows as compact columns for the rule check."""
 
-    def __init__(self, session: Session, errors: _Errors):
+    def __init__(self, session: Session, errors: _Errors, date_format: str | None = None):
         self.errors = errors
+        self.date_format = date_format
         self.rules = load_track_rules(session)
         self.tracks = list(self.rules)
         self.track_set = pa.array(self.tracks, type=pa.string())
@@ -996,13 +1148,21 @@ class _EventCheck:
             err.add_mask(rows, when.isna().to_numpy(), "occurred_at", when, "missing required value")
         else:
             ok = _missing(frame, rows, EVENT_COLUMNS, err)
-        ok &= _too_long(frame, rows, ("source",), err)
+        ok &= _too_long(frame, rows, ("source", "note"), err)
+        ok &= _no_control_chars(frame, rows, EVENT_COLUMNS + EVENT_OPTIONAL, err)
         tenant, track, stage = frame["tenant_id"], frame["track"], frame["stage"]
 
         self._learn_tenants(tenant)
         ti = _lookup(tenant, self.tenant_set)
         bad = (ti < 0) & (tenant != "").to_numpy()
-        err.add_mask(rows, bad, "tenant_id", tenant, lambda i: f"no tenant with id '{tenant.iloc[i]}'")
+        err.add_mask(
+            rows,
+            bad,
+            "tenant_id",
+            tenant,
+            lambda i: f"no tenant with id '{_show(tenant.iloc[i])}' (import tenants first)",
+            kind="unknown tenant",
+        )
         ok &= ~bad
 
         ki = _lookup(track, self.track_set)
@@ -1012,7 +1172,8 @@ class _EventCheck:
             bad,
             "track",
             track,
-            lambda i: f"unknown track '{track.iloc[i]}' (tracks: {', '.join(self.tracks)})",
+            lambda i: f"unknown track '{_show(track.iloc[i])}' (tracks: {', '.join(self.tracks)})",
+            kind="unknown track",
         )
         ok &= ~bad
 
@@ -1023,12 +1184,13 @@ class _EventCheck:
         def no_stage(i: int) -> str:
             r = self.rules[track.iloc[i]]
             stages = ", ".join(r.stages + r.side_stages)
-            return f"track '{r.code}' has no stage '{stage.iloc[i]}' (stages: {stages})"
+            return f"track '{r.code}' has no stage '{_show(stage.iloc[i])}' (stages: {stages})"
 
-        err.add_mask(rows, bad, "stage", stage, no_stage)
+        err.add_mask(rows, bad, "stage", stage, no_stage, kind="unknown stage")
         ok &= ~bad
 
-        tier = np.where(ti >= 0, self.tenant_tier[np.maximum(ti, 0)], len(self.tiers))
+        # ti = -1 (unknown tenant) picks the sentinel "no tier" at the end.
+        tier = np.append(self.tenant_tier, len(self.tiers))[ti]
         bad = (ti >= 0) & (ki >= 0) & ~self.cover[ki, tier]
 
         def uncovered(i: int) -> str:
@@ -1038,10 +1200,10 @@ class _EventCheck:
                 f"does not cover (covers: {', '.join(sorted(r.tiers))})"
             )
 
-        err.add_mask(rows, bad, "track", track, uncovered)
+        err.add_mask(rows, bad, "track", track, uncovered, kind="track does not cover the tenant's tier")
         ok &= ~bad
 
-        stamps, bad_time = csvio.parse_timestamps(when)
+        stamps, bad_time = csvio.parse_timestamps(when, self.date_format)
         if not pd.api.types.is_datetime64_any_dtype(when.dtype):
             bad_time &= (when != "").to_numpy()
             err.add_mask(
@@ -1049,7 +1211,8 @@ class _EventCheck:
                 bad_time,
                 "occurred_at",
                 when,
-                "not a date or time: use ISO 8601, e.g. 2020-05-01 or 2020-05-01T14:30:00Z",
+                lambda i: csvio.timestamp_problem(when.iloc[i], self.date_format),
+                kind="not a date or time in the expected layout",
             )
             ok &= ~bad_time
         future = ~np.isnat(stamps) & (stamps > self.limit)
@@ -1059,6 +1222,7 @@ class _EventCheck:
             "occurred_at",
             when,
             lambda i: f"time {pd.Timestamp(stamps[i]):%Y-%m-%d %H:%M} is in the future",
+            kind="in the future",
         )
         ok &= ~future
 
@@ -1089,11 +1253,19 @@ class _EventPlan:
 
 
 def _import_events(
-    session, chunks, actor, path: str, name: str, sha256: str, progress: _Progress
+    session,
+    chunks,
+    actor,
+    path: str,
+    name: str,
+    sha256: str,
+    progress: _Progress,
+    date_format: str | None = None,
+    keep_all_errors: bool = False,
 ) -> ImportResult:
     _lock(session, "rollout_events")
-    errors = _Errors(EVENT_COLUMNS + EVENT_OPTIONAL)
-    check = _EventCheck(session, errors)
+    errors = _Errors(EVENT_COLUMNS + EVENT_OPTIONAL, keep_all=keep_all_errors)
+    check = _EventCheck(session, errors, date_format)
     rows = _read_all(chunks, check, errors, path, progress)
     plan = _plan_events(session, check, errors)
     errors.raise_if_any(path)
@@ -1122,6 +1294,8 @@ def _plan_events(session: Session, check: _EventCheck, errors: _Errors) -> _Even
     df = df.iloc[order].reset_index(drop=True)
     key = ["tenant", "track", "t", "stage"]
     skip = df.duplicated(key, keep="first").to_numpy(copy=True)
+    if skip.any():
+        _conflicting_repeats(df, key, errors)
 
     groups = _groups(df[~skip])
     current = _current_states(session, check, groups["tenant"].to_numpy())
@@ -1171,7 +1345,9 @@ def _plan_events(session: Session, check: _EventCheck, errors: _Errors) -> _Even
                 return str(exc)
             return "a step backwards"
 
-        errors.add_mask(rows, back, "stage", pd.Series([check.stages[s] for s in df["stage"]]), why)
+        errors.add_mask(
+            rows, back, "stage", pd.Series([check.stages[s] for s in df["stage"]]), why, "a step backwards"
+        )
 
     last = np.r_[starts[1:], True]
     states = pd.DataFrame(
@@ -1188,6 +1364,29 @@ def _plan_events(session: Session, check: _EventCheck, errors: _Errors) -> _Even
     if complex_.any():
         _fold_complex(session, check, df, groups, gid, complex_, interleaved, has_events, states, errors)
     return _EventPlan(df, states, skipped)
+
+
+def _conflicting_repeats(df: pd.DataFrame, key: list[str], errors: _Errors) -> None:
+    """Report a repeated event (same tenant, track, time, stage) whose note or source is not its first row's.
+
+    A plain repeat is skipped (a re-import adds nothing); one with other text would drop
+    that text silently, so the person has to pick one.
+    """
+    dups = df[df.duplicated(key, keep=False)].reset_index(drop=True)
+    first = dups.groupby(key, sort=False)[["row", "note", "source"]].transform("first")
+    note_differs = (dups["note"] != first["note"]).to_numpy()
+    differs = note_differs | (dups["source"] != first["source"]).to_numpy()
+
+    def why(i: int) -> str:
+        what = "note" if note_differs[i] else "source"
+        return (
+            f"the same event (tenant, track, stage and time) as row {first['row'].iat[i]}, with a different "
+            f"{what}: keep one of the two rows"
+        )
+
+    errors.add_mask(
+        dups["row"].to_numpy(), differs, "note", dups["note"], why, "repeated event with a different note"
+    )
 
 
 def _groups(df: pd.DataFrame) -> pd.DataFrame:
@@ -1332,7 +1531,7 @@ def _fold_complex(
                 state = apply_event(rules, state, stage, at)
             except RuleViolation as exc:
                 if row is not None:
-                    errors.add(row, "stage", stage, str(exc))
+                    errors.add(row, "stage", stage, str(exc), kind="breaks the rollout rules")
                 else:
                     culprit = blame or (timeline[0][4], timeline[0][3], timeline[0][0])
                     errors.add(
@@ -1341,6 +1540,7 @@ def _fold_complex(
                         culprit[1],
                         f"placed before the stored '{stage}' event of {at:%Y-%m-%d %H:%M}, it would make "
                         f"that event a step backwards: {exc}",
+                        kind="placed before a stored event it would break",
                     )
                 continue
             if row is not None:

@@ -469,7 +469,7 @@ def test_rows_with_wrong_references_and_times_are_each_reported(db, tmp_path):
         f"tenant '{FREE}' is on tier 'free', which track 'e2ee' does not cover "
         "(covers: business, education, enterprise, pro)"
     )
-    assert reasons[1] == "no tenant with id 'nobody'"
+    assert reasons[1] == "no tenant with id 'nobody' (import tenants first)"
     assert reasons[2] == "unknown track 'encrypton' (tracks: encryption, e2ee)"
     assert reasons[3].startswith("track 'e2ee' has no stage 'gcm_enabled'")
     assert reasons[4].endswith("is in the future")
