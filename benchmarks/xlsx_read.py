@@ -91,7 +91,10 @@ def main() -> None:
         return
     t0 = time.perf_counter()
     path = build(args.rows)
-    print(f"workbook {path.name}: {path.stat().st_size / 2**20:.1f} MiB (ready in {time.perf_counter() - t0:.1f} s)")
+    print(
+        f"workbook {path.name}: {path.stat().st_size / 2**20:.1f} MiB "
+        f"(ready in {time.perf_counter() - t0:.1f} s)"
+    )
     print("| reader | rows | median s | runs (s) | peak RSS MiB |")
     print("|---|---:|---:|---|---:|")
     for reader in READERS:

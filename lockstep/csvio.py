@@ -17,6 +17,7 @@ import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -266,7 +267,8 @@ def quote_errors(info: CsvFile) -> list[RowError]:
                 break
             except csv.Error as exc:
                 end = info.header_row + reader.line_num
-                errors.append(RowError(row, "", "", _quote_reason(str(exc), line, end), kind="broken quoting"))
+                why = _quote_reason(str(exc), line, end)
+                errors.append(RowError(row, "", "", why, kind="broken quoting"))
                 break
             for name, value in zip(info.columns, record, strict=False):
                 if "\n" not in value and "\r" not in value:
@@ -379,11 +381,13 @@ def parse_timestamps(values: pd.Series, date_format: str | None = None) -> tuple
     if date_format is not None and bad.any():
         other = text[bad]
         if date_format == EXCEL:
-            serial = pd.to_numeric(other.where(other.str.fullmatch(SERIAL)), errors="coerce")
-            serial = serial.where((serial >= 1) & (serial < EXCEL_MAX))
+            serial = pd.to_numeric(other.where(other.str.fullmatch(SERIAL)), errors="coerce").to_numpy()
+            usable = (serial >= 1) & (serial < EXCEL_MAX)
             # Rounded to the millisecond: a time typed as 10:30 is stored as 0.4375 of a day, give or take.
-            extra = pd.to_timedelta((serial * 86_400_000).round(), unit="ms")
-            alt = (EXCEL_EPOCH + extra).to_numpy(dtype="datetime64[us]")
+            millis = np.round(np.where(usable, serial, 0) * 86_400_000).astype(np.int64)
+            alt = np.datetime64("1899-12-30", "ms") + millis.astype("timedelta64[ms]")
+            alt = alt.astype("datetime64[us]")
+            alt[~usable] = np.datetime64("NaT")
         else:
             alt_parsed = pd.to_datetime(other, format=date_format, errors="coerce", utc=True)
             alt = alt_parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
@@ -406,7 +410,7 @@ def timestamp_problem(value: str, date_format: str | None = None) -> str:
             f"%m{sep}%d{sep}{year} (month first)"
         )
     if SERIAL_RE.fullmatch(value) and 1 <= float(value) < EXCEL_MAX:
-        day = (EXCEL_EPOCH + pd.Timedelta(days=float(value))).strftime("%Y-%m-%d")
+        day = (EXCEL_EPOCH.to_pydatetime() + timedelta(days=float(value))).strftime("%Y-%m-%d")
         return (
             f"looks like an Excel serial date ({day}?): format the column as a date (yyyy-mm-dd) "
             "before saving, or import with --date-format excel"

@@ -1107,7 +1107,9 @@ class _EventCheck:
         if self._all_read:
             return
         unknown = pd.unique(external_ids[_lookup(external_ids, self.tenant_set) < 0])
-        unknown = [e for e in unknown.tolist() if e]
+        # A NUL cannot be in a stored id, and PostgreSQL refuses it as a parameter (the row is
+        # reported for its control character).
+        unknown = [e for e in unknown.tolist() if e and "\x00" not in e]
         if not unknown:
             return
         stmt = select(Tenant.external_id, Tenant.id, Tenant.tier)

@@ -15,15 +15,24 @@ from openpyxl import Workbook
 from sqlalchemy import func, select
 
 from lockstep.config import ROOT
-from lockstep.db import read_session
+from lockstep.db import read_session, write_session
 from lockstep.errors import ImportRejected, ValidationError
 from lockstep.models import RolloutEvent, Tenant
 from lockstep.permissions import SYSTEM
 from lockstep.queries.rollout import tenant_page
 from lockstep.services.imports import import_events, import_tenants
-from tests.db.test_imports import BUSINESS, EVENT_HEADER, FREE, PRO, db, table_fingerprint  # noqa: F401
+from tests.builders import add_tenants, seed_plan
+from tests.db.test_imports import BUSINESS, EVENT_HEADER, FREE, PRO, table_fingerprint
 
 EXAMPLES = ROOT / "data" / "examples"
+
+
+@pytest.fixture
+def db(engine):
+    with write_session(engine) as s:
+        seed_plan(s)
+        add_tenants(s, 10, seed=1)
+    return engine
 
 
 def write(tmp_path: Path, name: str, text: str | bytes) -> Path:
@@ -53,7 +62,9 @@ def test_example_events_into_a_database_without_those_tenants_name_them(db):
     unknown = {e.value for e in exc.errors if e.column == "tenant_id"}
     assert unknown == {"acme-001", "globex-002", "initech-003", "hooli-005"}
     assert all("no tenant with id" in e.reason for e in exc.errors)
-    assert [str(g) for g in exc.summary] == ["column 'tenant_id': unknown tenant: 9 (rows 2, 3, 4, 5, 6, ...)"]
+    assert [str(g) for g in exc.summary] == [
+        "column 'tenant_id': unknown tenant: 9 (rows 2, 3, 4, 5, 6, ...)"
+    ]
 
 
 # --------------------------------------------------------------------------- #18.2: quotes
@@ -73,8 +84,10 @@ def test_unterminated_quote_names_the_row_where_it_opened(db, tmp_path):
 
 
 def test_stray_quote_in_a_large_file_names_its_row(db, tmp_path):
-    lines = [f"{PRO},encryption,clients_upgraded,2020-05-01T00:{i // 60 % 60:02d}:{i % 60:02d},x,n{i}"
-             for i in range(3000)]
+    lines = [
+        f"{PRO},encryption,clients_upgraded,2020-05-01T00:{i // 60 % 60:02d}:{i % 60:02d},x,n{i}"
+        for i in range(3000)
+    ]
     lines[1999] = lines[1999].replace(",n1999", ',"stray')
     # A properly quoted note further down: the stray quote pairs with it and swallows rows.
     lines[2500] = lines[2500].replace(",n2500", ',"note, with comma"')
@@ -105,7 +118,9 @@ def test_quoted_values_across_lines_and_literal_quotes_still_import(db, tmp_path
 @pytest.mark.parametrize("where", ["note", "tenant_id"])
 def test_nul_byte_in_a_value_is_refused(db, tmp_path, where):
     tenant, note = (PRO, "a\x00b") if where == "note" else (f"{PRO}\x00", "n")
-    path = write(tmp_path, "e.csv", f"{EVENT_HEADER}\n{tenant},encryption,clients_upgraded,2020-05-01,x,{note}\n")
+    path = write(
+        tmp_path, "e.csv", f"{EVENT_HEADER}\n{tenant},encryption,clients_upgraded,2020-05-01,x,{note}\n"
+    )
     exc = rejected(db, import_events, path)
     assert (2, where) in cells(exc)
     assert any("U+0000" in e.reason for e in exc.errors)
@@ -134,7 +149,7 @@ def test_nul_in_the_search_box_matches_nothing(db):
         assert tenant_page(session=s, actor=SYSTEM, track="encryption", search="t1-").total > 0
 
 
-# --------------------------------------------------------------------------- #18.9: blank lines, notes, repeats
+# ------------------------------------------------------------------ #18.9: blank lines, notes, repeats
 
 
 def test_blank_lines_above_the_header_are_skipped_and_rows_keep_line_numbers(db, tmp_path):
@@ -169,7 +184,9 @@ def test_a_note_over_the_limit_is_refused_naming_its_row(db, tmp_path, size):
 
 
 def test_a_note_at_the_limit_imports(db, tmp_path):
-    path = write(tmp_path, "e.csv", f"{EVENT_HEADER}\n{PRO},encryption,clients_upgraded,2020-05-01,x,{'n' * 4000}\n")
+    path = write(
+        tmp_path, "e.csv", f"{EVENT_HEADER}\n{PRO},encryption,clients_upgraded,2020-05-01,x,{'n' * 4000}\n"
+    )
     assert import_events(engine=db, path=path, actor=SYSTEM).added == 1
 
 
@@ -252,7 +269,9 @@ def test_summary_by_column_and_reason_and_every_error(db, tmp_path):
 # --------------------------------------------------------------------------- #12.3: XLSX
 
 
-def xlsx_from_csv(csv_path: Path, out: Path, *, sheet: str = "Sheet1", first_sheet: str | None = None) -> Path:
+def xlsx_from_csv(
+    csv_path: Path, out: Path, *, sheet: str = "Sheet1", first_sheet: str | None = None
+) -> Path:
     """The CSV as a workbook the way Excel saves it: dates as date cells, numbers as numbers."""
     import csv
 
@@ -280,13 +299,12 @@ def xlsx_from_csv(csv_path: Path, out: Path, *, sheet: str = "Sheet1", first_she
 
 
 def test_xlsx_examples_import_like_the_csv_and_a_second_import_adds_nothing(engine, tmp_path):
-    from lockstep.db import write_session
-    from tests.builders import seed_plan
-
     with write_session(engine) as s:
         seed_plan(s)
     tenants = xlsx_from_csv(EXAMPLES / "tenants.csv", tmp_path / "tenants.xlsx")
-    events = xlsx_from_csv(EXAMPLES / "events.csv", tmp_path / "events.xlsx", sheet="events", first_sheet="notes")
+    events = xlsx_from_csv(
+        EXAMPLES / "events.csv", tmp_path / "events.xlsx", sheet="events", first_sheet="notes"
+    )
     assert import_tenants(engine=engine, path=tenants, actor=SYSTEM).added == 5
     assert import_events(engine=engine, path=events, actor=SYSTEM, sheet="events").added == 9
     before = table_fingerprint(engine)
