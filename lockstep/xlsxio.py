@@ -9,9 +9,9 @@ read as UTC), a whole number loses its `.0` (`12000`), other numbers keep their 
 Excel serial numbers), TRUE/FALSE stay words. Everything after that (header check, value
 rules, report) is the CSV path's.
 
-python-calamine (Rust) reads the sheet: 200,000 rows in about a fifth of openpyxl's time
-and a third of its memory (benchmarks/README.md, "XLSX readers"). It reads the whole sheet
-at once, so memory grows with the sheet (about 0.6 KiB a row of six columns).
+python-calamine (Rust) reads the sheet: 200,000 rows about 28 times faster than openpyxl
+in read-only mode, for a little more memory (benchmarks/README.md, "XLSX readers"). It
+reads the whole sheet at once, so memory grows with the sheet.
 """
 
 from __future__ import annotations
