@@ -2,7 +2,9 @@
 report (row, column, reason), nothing changes; dates, XLSX, the error summary and file.
 
 Issues #12 (no traceback, dates, XLSX) and #18 (quotes, NUL, directories, blank lines,
-note limits, repeated events, the error report at scale). Both backends.
+note limits, repeated events, the error report at scale). Both backends. Workbooks are
+written with openpyxl (requirements-dev.txt: a test tool only; the importer reads them
+with python-calamine).
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ refused, and a refusal always names at least one row or the file. Issue #12 item
 
 Examples are bounded and fixed (25 per test, derandomised) so `make test` stays quick and
 repeatable on both backends; set LOCKSTEP_HYPOTHESIS_EXAMPLES to explore more at random.
+Hypothesis (requirements-dev.txt) is Python's standard property-testing library: it
+generates the inputs and shrinks a failure to a small file.
 """
 
 from __future__ import annotations
