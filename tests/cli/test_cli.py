@@ -142,3 +142,46 @@ def test_errors_are_plain_and_exit_codes_meaningful(run):
 def test_every_command_has_help(run, command):
     result = run(*command, "--help")
     assert result.returncode == 0 and "usage:" in result.stdout
+
+
+def test_example_events_on_a_demo_database_exit_1_naming_the_unknown_tenants(run, tmp_path):
+    """Issue #12: the demo's tenants are not the examples' ones; a report, not a traceback."""
+    assert run("db", "upgrade").returncode == 0
+    assert run("plan", "sync", str(ROOT / "plan" / "90-day-plan.yaml")).returncode == 0
+    assert run("demo", "--tenants", "50", "--seed", "1").returncode == 0
+    events_before = _count(run.db, "rollout_events")
+    out = run("import", "events", str(EXAMPLES / "events.csv"), "--errors-out", "errors.csv")
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    for tenant in ("acme-001", "globex-002", "initech-003", "hooli-005"):
+        assert f"no tenant with id '{tenant}'" in out.stderr
+    assert _count(run.db, "rollout_events") == events_before
+    lines = (tmp_path / "errors.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0] == "row,column,value,reason,kind" and len(lines) == 1 + 9
+
+    directory = run("import", "events", str(tmp_path))
+    assert directory.returncode == 1 and "is a directory" in directory.stderr
+    assert "Traceback" not in directory.stderr
+    bad_format = run("import", "events", str(EXAMPLES / "events.csv"), "--date-format", "%Y")
+    assert bad_format.returncode == 1 and "must name the day" in bad_format.stderr
+
+
+def test_import_from_xlsx_with_a_day_first_date(run, tmp_path):
+    from openpyxl import Workbook
+
+    assert run("db", "upgrade").returncode == 0
+    assert run("plan", "sync", str(ROOT / "plan" / "90-day-plan.yaml")).returncode == 0
+    assert run("import", "tenants", str(EXAMPLES / "tenants.csv")).returncode == 0
+    wb = Workbook()
+    wb.active.title = "Week 21"
+    wb.active.append(["tenant_id", "track", "stage", "occurred_at"])
+    wb.active.append(["acme-001", "encryption", "clients_upgraded", "20/05/2020"])
+    wb.save(tmp_path / "events.xlsx")
+    refused = run("import", "events", "events.xlsx")
+    assert refused.returncode == 1 and "--date-format %d/%m/%Y (day first)" in refused.stderr
+    ok = run("import", "events", "events.xlsx", "--sheet", "Week 21", "--date-format", "%d/%m/%Y")
+    assert ok.returncode == 0, ok.stderr
+    with sqlite3.connect(run.db) as conn:
+        assert conn.execute("SELECT occurred_at FROM rollout_events").fetchone()[0].startswith("2020-05-20")
+    again = run("import", "events", "events.xlsx", "--date-format", "%d/%m/%Y")
+    assert again.returncode == 0 and "added 0" in again.stdout
