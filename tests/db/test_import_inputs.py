@@ -340,3 +340,47 @@ def test_a_broken_workbook_is_refused(db, tmp_path):
     assert "cannot be read as an XLSX workbook" in str(exc)
     exc = rejected(db, import_events, write(tmp_path, "e.csv", b"PK\x03\x04 not really a zip"))
     assert "name it .xlsx" in str(exc)
+
+
+# --------------------------------------------------------------------------- uploads on the Rollout page
+
+
+def test_upload_imports_xlsx_and_offers_every_error_of_a_refused_csv(db, tmp_path):
+    from lockstep.models import AuditEntry
+    from lockstep.ui.uploads import import_upload
+
+    lines = [f"ghost-{i},encryption,clients_upgraded,2020-05-01,x," for i in range(60)]
+    before = table_fingerprint(db)
+    refused = import_upload(
+        db,
+        kind="events",
+        file_name="week.csv",
+        data=("\n".join([EVENT_HEADER, *lines]) + "\n").encode(),
+        actor=SYSTEM,
+    )
+    assert not refused.ok and table_fingerprint(db) == before
+    assert refused.summary == [
+        {"column": "tenant_id", "reason": "unknown tenant", "count": 60, "first rows": "2, 3, 4, 5, 6"}
+    ]
+    assert len(refused.errors) == 50
+    error_lines = refused.error_file.decode("utf-8-sig").splitlines()
+    assert len(error_lines) == 61 and error_lines[-1].startswith("61,tenant_id,ghost-59,")
+
+    wb = Workbook()
+    wb.active.append(EVENT_HEADER.split(","))
+    wb.active.append([PRO, "encryption", "clients_upgraded", "01.05.2020", "upload", None])
+    path = tmp_path / "w.xlsx"
+    wb.save(path)
+    done = import_upload(
+        db,
+        kind="events",
+        file_name="../Week 18.xlsx",
+        data=path.read_bytes(),
+        actor=SYSTEM,
+        date_format="%d.%m.%Y",
+    )
+    assert done.ok, done.errors
+    assert done.message.startswith("Week 18.xlsx: 1 row(s) read; added 1")
+    with read_session(db) as s:
+        entry = s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+        assert entry.action == "import.events" and entry.entity_id == "Week 18.xlsx"
