@@ -22,6 +22,51 @@ from lockstep.ui.uploads import KINDS, TYPES, import_upload
 
 actor = current_actor()
 st.title("Rollout")
+# --- import a file (first: the rest of the page stops when no tenant is picked) -------------------
+if can(actor, "import.run"):
+    with st.expander("Import tenants or events (CSV or XLSX)"):
+        st.caption(
+            "A CSV or XLSX file, checked in full before anything is written (docs/csv-formats.md). "
+            "Dates are ISO 8601 unless a date format is given; XLSX reads the first sheet unless named."
+        )
+        with st.form("import_file"):
+            up_kind = st.radio("File holds", KINDS, horizontal=True)
+            uploaded = st.file_uploader("File", type=TYPES)
+            u1, u2 = st.columns(2)
+            up_format = u1.text_input("Date format (events)", placeholder="%d/%m/%Y, %m/%d/%Y or excel")
+            up_sheet = u2.text_input("Sheet (XLSX)", placeholder="first sheet")
+            up_go = st.form_submit_button("Import")
+        if up_go and uploaded is not None:
+            try:
+                outcome = import_upload(
+                    engine(),
+                    kind=up_kind,
+                    file_name=uploaded.name,
+                    data=uploaded.getvalue(),
+                    actor=actor,
+                    date_format=up_format.strip(),
+                    sheet=up_sheet.strip(),
+                )
+            except LockstepError as exc:
+                st.error(str(exc))
+            else:
+                if outcome.ok:
+                    clear_after_write()
+                    st.success(outcome.message)
+                else:
+                    st.error(outcome.message)
+                    st.caption("By column and reason")
+                    st.dataframe(outcome.summary, hide_index=True, width="stretch", key="import_summary")
+                    st.caption(f"The first {len(outcome.errors)} bad values by row")
+                    st.dataframe(outcome.errors, hide_index=True, width="stretch", key="import_errors")
+                    st.download_button(
+                        "Download every error (CSV)",
+                        outcome.error_file,
+                        file_name=f"errors-{uploaded.name.rsplit('.', 1)[0]}.csv",
+                        mime="text/csv",
+                        key="import_errors_csv",
+                    )
+
 
 tracks = cached_query(q.tracks)
 if tracks.empty:
@@ -232,48 +277,3 @@ if can(actor, "event.record"):
             dated = " (back-dated)" if done.back_dated else ""
             st.session_state["rollout_flash"] = f"Recorded on {track_names[done.track]}: {moved}{dated}"
             st.rerun()
-
-# --- import a file ----------------------------------------------------------------------------
-if can(actor, "import.run"):
-    st.subheader("Import tenants or events")
-    st.caption(
-        "A CSV or XLSX file, checked in full before anything is written (docs/csv-formats.md). "
-        "Dates are ISO 8601 unless a date format is given; XLSX reads the first sheet unless named."
-    )
-    with st.form("import_file"):
-        up_kind = st.radio("File holds", KINDS, horizontal=True)
-        uploaded = st.file_uploader("File", type=TYPES)
-        u1, u2 = st.columns(2)
-        up_format = u1.text_input("Date format (events)", placeholder="%d/%m/%Y, %m/%d/%Y or excel")
-        up_sheet = u2.text_input("Sheet (XLSX)", placeholder="first sheet")
-        up_go = st.form_submit_button("Import")
-    if up_go and uploaded is not None:
-        try:
-            outcome = import_upload(
-                engine(),
-                kind=up_kind,
-                file_name=uploaded.name,
-                data=uploaded.getvalue(),
-                actor=actor,
-                date_format=up_format.strip(),
-                sheet=up_sheet.strip(),
-            )
-        except LockstepError as exc:
-            st.error(str(exc))
-        else:
-            if outcome.ok:
-                clear_after_write()
-                st.success(outcome.message)
-            else:
-                st.error(outcome.message)
-                st.caption("By column and reason")
-                st.dataframe(outcome.summary, hide_index=True, width="stretch", key="import_summary")
-                st.caption(f"The first {len(outcome.errors)} bad values by row")
-                st.dataframe(outcome.errors, hide_index=True, width="stretch", key="import_errors")
-                st.download_button(
-                    "Download every error (CSV)",
-                    outcome.error_file,
-                    file_name=f"errors-{uploaded.name.rsplit('.', 1)[0]}.csv",
-                    mime="text/csv",
-                    key="import_errors_csv",
-                )
