@@ -15,6 +15,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from lockstep.config import get_settings
+from lockstep.permissions import Actor
+from lockstep.row_security import scope_session_to
 
 _IMMEDIATE = "lockstep_immediate"
 
@@ -67,9 +69,11 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def read_session(engine: Engine | None = None) -> Iterator[Session]:
-    """A session for reads; it is rolled back, never committed."""
+def read_session(engine: Engine | None = None, *, actor: Actor | None = None) -> Iterator[Session]:
+    """A session for reads, row-scoped to `actor` on PostgreSQL when given; rolled back, never committed."""
     with Session(engine or get_engine()) as session:
+        if actor is not None:
+            scope_session_to(session, actor)
         try:
             yield session
         finally:
@@ -77,10 +81,12 @@ def read_session(engine: Engine | None = None) -> Iterator[Session]:
 
 
 @contextmanager
-def write_session(engine: Engine | None = None) -> Iterator[Session]:
-    """A session whose transaction commits on success and rolls back on any error."""
+def write_session(engine: Engine | None = None, *, actor: Actor | None = None) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any error; row-scoped like read_session."""
     engine = engine or get_engine()
     with Session(engine, expire_on_commit=False) as session:
+        if actor is not None:
+            scope_session_to(session, actor)
         if engine.dialect.name == "sqlite":
             session.connection(execution_options={_IMMEDIATE: True})
         try:

@@ -111,7 +111,7 @@ if can(actor, "note.add"):
         submitted = st.form_submit_button("Save note")
     if submitted:
         try:
-            with write_session(engine()) as session:
+            with write_session(engine(), actor=actor) as session:
                 add_note(session=session, actor=actor, tenant_external_id=status.external_id, body=body)
         except LockstepError as exc:
             st.error(str(exc))

@@ -27,8 +27,11 @@ def engine():
 
 
 def run_query(fn: Callable[..., Any], /, **kwargs) -> Any:
-    """Call a lockstep query function with a fresh read session (uncached)."""
-    with read_session(engine()) as session:
+    """Call a lockstep query function with a fresh read session (uncached), row-scoped to its actor."""
+    # The one place the pages' reads open a session: an `actor` argument also scopes the
+    # database's row-level security (PostgreSQL), so a query that forgets its filter cannot
+    # show an account manager another manager's tenants.
+    with read_session(engine(), actor=kwargs.get("actor")) as session:
         return fn(session=session, **kwargs)
 
 
@@ -41,7 +44,7 @@ def deferred_query(fn: Callable[..., Any], /, **kwargs) -> Callable[[], Any]:
     bound = engine()
 
     def run() -> Any:
-        with read_session(bound) as session:
+        with read_session(bound, actor=kwargs.get("actor")) as session:
             return fn(session=session, **kwargs)
 
     return run

@@ -44,7 +44,7 @@ def share_link_panel(tenant_external_id: str) -> None:
                                  value=get_settings().share_link_days, step=1, key=f"{key}_days")
     if button_col.button("Create share link", key=f"{key}_create", icon=":material/link:"):
         try:
-            with write_session(engine()) as session:
+            with write_session(engine(), actor=actor) as session:
                 _, token = create_share_link(session=session, actor=actor,
                                              tenant_external_id=tenant_external_id, days=int(days))
         except LockstepError as exc:
@@ -71,7 +71,7 @@ def share_link_panel(tenant_external_id: str) -> None:
     link_id = pick_col.selectbox("Link", active, format_func=lambda i: f"#{i}", key=f"{key}_pick")
     if revoke_col.button("Revoke", key=f"{key}_revoke", icon=":material/link_off:"):
         try:
-            with write_session(engine()) as session:
+            with write_session(engine(), actor=actor) as session:
                 revoke_share_link(session=session, actor=actor, link_id=int(link_id))
         except LockstepError as exc:
             st.error(str(exc))
