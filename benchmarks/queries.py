@@ -6,7 +6,8 @@
 Calls the same lockstep.queries functions the pages call, with the arguments of each page's
 default view (as an admin, and as the account manager with the most tenants), plus the
 manager's tenant list at page 1 and page 100 and a tenant search. Each call opens its own
-read session, as `cached_query` does on a cache miss; one untimed warm-up call, then the
+read session scoped to the call's actor (row-level security for a manager on PostgreSQL),
+as `cached_query` does on a cache miss; one untimed warm-up call, then the
 median of --runs timed calls. The Weekly page needs closed weeks: when none are closed
 the 13 weeks are back-filled first (not timed here; see benchmarks/snapshots.py).
 Ends with `slowest dashboard query: N ms (NAME, BACKEND)`.
@@ -151,7 +152,9 @@ def run(ds: Dataset, runs: int, *, only: str | None = None, log=print) -> list[d
         times = []
         for i in range(runs + 1):
             t0 = time.perf_counter()
-            with read_session(engine) as session:
+            # Scoped to the actor as the app's run_query does: on PostgreSQL a manager's
+            # queries run as lockstep_app under row-level security.
+            with read_session(engine, actor=kw.get("actor")) as session:
                 fn(session=session, **kw)
             if i:  # the first call warms caches and is not counted
                 times.append((time.perf_counter() - t0) * 1000)
