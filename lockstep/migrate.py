@@ -24,3 +24,17 @@ def upgrade(url: str, revision: str = "head") -> None:
 def downgrade(url: str, revision: str = "base") -> None:
     """Downgrade the database at `url` to `revision`."""
     command.downgrade(alembic_config(url), revision)
+
+
+def head_revision() -> str:
+    """The newest revision among our migrations (what `db upgrade` brings a database to)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def database_revision(connection) -> str | None:
+    """The revision a database is at (None: never migrated), read over `connection`."""
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision()

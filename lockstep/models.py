@@ -355,3 +355,49 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_id: Mapped[int] = mapped_column(BigInteger, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class ApiToken(Base):
+    """A bearer token for the ingest API; only the token's sha256 is stored.
+
+    A token acts with its `role`; an account manager's token also names the manager
+    (`user_email`) whose tenants it may see.
+    """
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(32))
+    user_email: Mapped[str | None] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_by: Mapped[str] = mapped_column(String(254))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(254))
+
+
+class ApiIdempotency(Base):
+    """The first answer to a request sent with an Idempotency-Key, per token, for a retry to repeat."""
+
+    __tablename__ = "api_idempotency"
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class Delivery(Base):
+    """A report sent by e-mail: which kind, for which ISO week, to whom, when, by whom."""
+
+    __tablename__ = "deliveries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    period: Mapped[str] = mapped_column(String(16))
+    recipients: Mapped[list[str]] = mapped_column(JSON)
+    subject: Mapped[str] = mapped_column(String(300))
+    sent_at: Mapped[datetime] = mapped_column(DateTime)
+    sent_by: Mapped[str] = mapped_column(String(254))
+
+    __table_args__ = (Index("ix_deliveries_kind_period", "kind", "period"),)

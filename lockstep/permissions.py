@@ -36,6 +36,8 @@ ACTIONS: dict[str, frozenset[str]] = {
     "user.manage": frozenset({"admin"}),
     "audit.read": frozenset({"admin"}),
     "demo.load": frozenset({"admin"}),
+    "token.manage": frozenset({"admin"}),
+    "report.deliver": frozenset({"admin"}),
 }
 
 

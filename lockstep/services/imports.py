@@ -14,10 +14,11 @@ File formats: docs/csv-formats.md.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import itertools
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -253,7 +254,60 @@ def import_event_frame(
     )
 
 
+def import_event_rows(
+    *,
+    session: Session,
+    rows: Sequence[Any],
+    actor: Actor,
+    source_name: str,
+    default_source: str = DEFAULT_SOURCE,
+) -> ImportResult:
+    """Import rollout events given as parsed records (a JSON list), inside the caller's transaction.
+
+    Each record maps the events CSV's column names to text and is numbered from 1 in the
+    order given. A record that is not an object, a field the CSV does not have, or a value
+    that is not text is reported like a bad CSV cell; the rest are the CSV import's checks.
+    An empty `source` becomes `default_source`.
+    """
+    require(actor, "import.run")
+    frame = _records_frame(rows, EVENT_COLUMNS + EVENT_OPTIONAL, source_name, default_source)
+    return _import_events(
+        session,
+        _frame_chunks(frame, first_row=1),
+        actor,
+        source_name,
+        source_name,
+        _frame_digest(frame),
+        _Progress(None, len(frame)),
+    )
+
+
 # --------------------------------------------------------------------------- input plumbing
+
+
+def _records_frame(rows: Sequence[Any], fields: tuple[str, ...], source_name: str, default_source: str):
+    """The records as a frame of text with every field; shape errors reject at once (rows from 1)."""
+    errors = _Errors(fields)
+    values: dict[str, list[str]] = {f: [] for f in fields}
+    for n, record in enumerate(rows, start=1):
+        if not isinstance(record, dict):
+            errors.add(n, "", record, f"not an object with the fields {', '.join(fields)}", "not an object")
+            continue
+        for key, value in record.items():
+            if key not in values:
+                close = difflib.get_close_matches(str(key), fields, n=1, cutoff=0.6)
+                hint = f"did you mean '{close[0]}'?" if close else f"fields: {', '.join(fields)}"
+                errors.add(n, str(key), key, f"unknown field ({hint})", "unknown field")
+            elif value is not None and not isinstance(value, str):
+                errors.add(n, key, value, "must be text (a JSON string)", "not text")
+        for f in fields:
+            value = record.get(f)
+            values[f].append(value if isinstance(value, str) else "")
+    errors.raise_if_any(source_name)
+    frame = pd.DataFrame(values, dtype="str")
+    if "source" in frame:
+        frame["source"] = frame["source"].where(frame["source"].str.strip() != "", default_source)
+    return frame
 
 
 @dataclass
@@ -306,8 +360,9 @@ def _check_frame_columns(frame: pd.DataFrame, required, optional, source_name: s
     _reject(source_name, csvio.check_header(columns, required, optional))
 
 
-def _frame_chunks(frame: pd.DataFrame) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
-    # Rows are numbered as if the frame were written to a file with a header (first row is 2).
+def _frame_chunks(frame: pd.DataFrame, first_row: int = 2) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    # Rows are numbered as if the frame were written to a file with a header (first row is 2);
+    # records (import_event_rows) are numbered from 1, as they were sent.
     frame = frame.rename(columns=lambda c: str(c).strip().lower())
     for start in range(0, len(frame), FRAME_CHUNK):
         part = frame.iloc[start : start + FRAME_CHUNK]
@@ -326,7 +381,8 @@ def _frame_chunks(frame: pd.DataFrame) -> Iterator[tuple[pd.DataFrame, np.ndarra
                 ).str.strip()
             else:
                 cols[name] = col.astype("str").fillna("").str.strip().reset_index(drop=True)
-        yield pd.DataFrame(cols), np.arange(start + 2, start + 2 + len(part), dtype=np.int64)
+        first = start + first_row
+        yield pd.DataFrame(cols), np.arange(first, first + len(part), dtype=np.int64)
 
 
 def _frame_digest(frame: pd.DataFrame) -> str:
