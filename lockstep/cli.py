@@ -2,7 +2,8 @@
 
 Exit codes: 0 done; 1 the input or the data failed a check (the message says where);
 2 the command line itself was wrong; 3 something named does not exist; 4 not allowed;
-5 the database could not be reached or is not migrated.
+5 the database could not be reached or is not migrated; 6 e-mail could not be sent (or
+not to everyone).
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from lockstep.errors import (
     PermissionDenied,
     ValidationError,
 )
+from lockstep.mail import DeliveryError
 from lockstep.permissions import SYSTEM
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_DENIED, EXIT_DATABASE = 0, 1, 2, 3, 4, 5
+EXIT_SEND = 6
 
 
 def _engine():
@@ -269,6 +272,107 @@ def cmd_report_customer(args) -> int:
     return EXIT_OK
 
 
+def cmd_api(args) -> int:
+    import uvicorn
+
+    from lockstep.api import create_app
+
+    print(
+        f"Lockstep API on http://{args.host}:{args.port}/api/v1 (docs: /api/v1/docs), database {_safe_url()}"
+    )
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level)
+    return EXIT_OK
+
+
+def cmd_token_add(args) -> int:
+    from lockstep.db import write_session
+    from lockstep.services.api_tokens import add_api_token
+
+    with write_session(_engine()) as session:
+        row, token = add_api_token(
+            session=session, actor=SYSTEM, name=args.name, role=args.role, user_email=args.user
+        )
+    acts = f"as {row.user_email}" if row.user_email else f"as token:{row.name}"
+    # The token alone on stdout (TOKEN=$(python -m lockstep token add ...)); the words on stderr.
+    print(
+        f"API token {row.name!r} ({row.role}, acting {acts}); shown this once, keep it secret:",
+        file=sys.stderr,
+    )
+    print(token)
+    return EXIT_OK
+
+
+def cmd_token_list(args) -> int:
+    from lockstep.db import read_session
+    from lockstep.services.api_tokens import list_api_tokens
+
+    with read_session(_engine()) as session:
+        tokens = list_api_tokens(session=session, actor=SYSTEM)
+    if tokens.empty:
+        print("no API tokens (make one with `python -m lockstep token add --name NAME --role ROLE`)")
+        return EXIT_OK
+    for t in tokens.itertuples():
+        made = f"made {t.created_at:%Y-%m-%d %H:%M} by {t.created_by}"
+        gone = f", revoked {t.revoked_at:%Y-%m-%d %H:%M} by {t.revoked_by}" if t.status == "revoked" else ""
+        user = f" as {t.user_email}" if t.user_email else ""
+        print(f"{t.name:<24} {t.role:<16} {t.status:<8}{user} ({made}{gone})")
+    return EXIT_OK
+
+
+def cmd_token_revoke(args) -> int:
+    from lockstep.db import write_session
+    from lockstep.services.api_tokens import revoke_api_token
+
+    with write_session(_engine()) as session:
+        row = revoke_api_token(session=session, actor=SYSTEM, name=args.name)
+    print(
+        f"API token {row.name!r} revoked (at {row.revoked_at:%Y-%m-%d %H:%M} UTC); it no longer opens the API"
+    )
+    return EXIT_OK
+
+
+def _sent_line(sent) -> str:
+    refused = f" (refused by the server: {', '.join(sent.refused)})" if sent.refused else ""
+    return f"sent {sent.subject!r} to {', '.join(sent.recipients)}{refused}"
+
+
+def cmd_deliver_weekly(args) -> int:
+    from lockstep.clock import parse_week
+    from lockstep.services.deliveries import deliver_weekly_report
+
+    sent = deliver_weekly_report(
+        engine=_engine(),
+        actor=SYSTEM,
+        recipients=[a for a in args.to.split(",") if a.strip()],
+        week=parse_week(args.week) if args.week else None,
+        again=args.again,
+    )
+    print(_sent_line(sent))
+    return EXIT_SEND if sent.refused else EXIT_OK
+
+
+def cmd_deliver_overdue(args) -> int:
+    from lockstep.services.deliveries import deliver_overdue, read_owner_addresses
+
+    owners = read_owner_addresses(Path(args.owners)) if args.owners else {}
+    run = deliver_overdue(engine=_engine(), actor=SYSTEM, owners=owners, again=args.again)
+    for sent in run.sent:
+        print(_sent_line(sent))
+    for address in run.already_sent:
+        print(f"skipped {address}: this week's list went there already (--again sends it once more)")
+    if not run.sent and not run.already_sent and not run.no_address:
+        print(f"{run.period}: no plan item is overdue or at risk; nothing sent")
+    if run.no_address:
+        print(
+            f"error: no e-mail address for {len(run.no_address)} owner(s): {'; '.join(run.no_address)}\n"
+            "add them to the owners file (--owners, CSV owner,email)",
+            file=sys.stderr,
+        )
+    if any(s.refused for s in run.sent):
+        return EXIT_SEND
+    return EXIT_INVALID if run.no_address else EXIT_OK
+
+
 def _safe_url() -> str:
     from sqlalchemy.engine import make_url
 
@@ -380,6 +484,41 @@ def build_parser() -> argparse.ArgumentParser:
     cust.add_argument("tenant", metavar="TENANT_ID", help="the tenant's external id, e.g. T0000042")
     cust.add_argument("-o", "--output", required=True, help="file to write: .pdf")
     cust.set_defaults(func=cmd_report_customer)
+
+    api = sub.add_parser("api", help="serve the HTTP API (events in, tenant status out)")
+    api.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    api.add_argument("--port", type=int, default=8700, help="port (default 8700)")
+    api.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    api.set_defaults(func=cmd_api)
+
+    tok = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_cmd", required=True)
+    tadd = tok.add_parser("add", help="make a token; it is printed once, only its hash is kept")
+    tadd.add_argument("--name", required=True, help="a name to list and revoke it by, e.g. deploy-pipeline")
+    tadd.add_argument(
+        "--role", required=True, choices=["admin", "security_lead", "account_manager", "executive"]
+    )
+    tadd.add_argument(
+        "--user", help="account_manager tokens: the manager (user e-mail) whose tenants it sees"
+    )
+    tadd.set_defaults(func=cmd_token_add)
+    tok.add_parser("list", help="every token: name, role, status (never the token)").set_defaults(
+        func=cmd_token_list
+    )
+    trev = tok.add_parser("revoke", help="stop a token at once")
+    trev.add_argument("name")
+    trev.set_defaults(func=cmd_token_revoke)
+
+    dlv = sub.add_parser("deliver", help="e-mail reports (LOCKSTEP_SMTP_* settings); for cron or a timer")
+    dsub = dlv.add_subparsers(dest="deliver_cmd", required=True)
+    dweek = dsub.add_parser("weekly", help="the weekly report (PDF attached) of a closed week")
+    dweek.add_argument("--week", help="ISO week, e.g. 2020-W21 (default: the newest closed week)")
+    dweek.add_argument("--to", required=True, help="recipients, comma-separated: a@example.com,b@example.com")
+    dweek.add_argument("--again", action="store_true", help="send even if this week was sent already")
+    dweek.set_defaults(func=cmd_deliver_weekly)
+    dover = dsub.add_parser("overdue", help="each plan-item owner their overdue and at-risk items")
+    dover.add_argument("--owners", help="CSV with columns owner,email mapping plan owners to addresses")
+    dover.add_argument("--again", action="store_true", help="send even to owners sent this week already")
+    dover.set_defaults(func=cmd_deliver_overdue)
     return p
 
 
@@ -414,6 +553,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_DATABASE
+    except DeliveryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_SEND
     except LockstepError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID

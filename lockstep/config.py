@@ -27,6 +27,13 @@ class Settings:
     environment: str = "production"
     # Where customers reach the app; share links are built on it.
     public_url: str = "http://127.0.0.1:8501"
+    # Outgoing mail for `deliver` (lockstep/mail.py). No host: delivery refuses with a message.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = ""
+    smtp_starttls: bool = False
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -57,7 +64,25 @@ class Settings:
             if not public_url.startswith(("http://", "https://")):
                 raise ValueError(f"LOCKSTEP_PUBLIC_URL={public_url!r} must start with http:// or https://")
             kwargs["public_url"] = public_url.rstrip("/")
+        kwargs.update(_smtp_settings(env))
         return cls(**kwargs)
+
+
+def _smtp_settings(env: dict[str, str]) -> dict[str, object]:
+    """The LOCKSTEP_SMTP_* variables as Settings fields; ValueError names a bad one."""
+    out: dict[str, object] = {}
+    for name in ("host", "user", "password", "from"):
+        if value := env.get(f"LOCKSTEP_SMTP_{name.upper()}"):
+            out[f"smtp_{name}"] = value
+    if port := env.get("LOCKSTEP_SMTP_PORT"):
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"LOCKSTEP_SMTP_PORT={port!r} is not a port number (1-65535)")
+        out["smtp_port"] = int(port)
+    if tls := env.get("LOCKSTEP_SMTP_STARTTLS"):
+        if tls.lower() not in ("1", "0", "true", "false", "yes", "no"):
+            raise ValueError(f"LOCKSTEP_SMTP_STARTTLS={tls!r}: use 1 or 0")
+        out["smtp_starttls"] = tls.lower() in ("1", "true", "yes")
+    return out
 
 
 @lru_cache(maxsize=1)
