@@ -219,6 +219,8 @@ def test_the_static_check_sees_the_known_writers():
         "rollout.record_event", "plan_items.update_plan_item", "notes.add_note",
         "share_links.create_share_link", "share_links.revoke_share_link", "users.add_user",
         "snapshots.close_week", "imports.import_event_frame", "sync.sync_plan", "demo.load_demo",
+        "imports.import_event_rows", "ingest.ingest_events", "api_tokens.add_api_token",
+        "api_tokens.revoke_api_token", "deliveries.deliver_weekly_report", "deliveries.deliver_overdue",
     } <= found
     # And the exemptions still exist (a stale exemption would hide nothing, but mislead).
     every = {f"{p.stem}.{n}" for p in WRITE_MODULES for n, w, r in _write_functions(p) if w}
@@ -351,6 +353,29 @@ def _sync_plan(w, role, i):
     return lambda s, a: sync_plan(session=s, actor=a, plan=plan)
 
 
+def _add_api_token(w, role, i):
+    from lockstep.services.api_tokens import add_api_token
+
+    return lambda s, a: add_api_token(session=s, actor=a, name=f"token-by-{role}", role="executive")
+
+
+def _revoke_api_token(w, role, i):
+    from lockstep.services.api_tokens import add_api_token, revoke_api_token
+
+    with write_session(w.engine) as s:
+        add_api_token(session=s, actor=SYSTEM, name=f"to-revoke-{role}", role="executive")
+    return lambda s, a: revoke_api_token(session=s, actor=a, name=f"to-revoke-{role}")
+
+
+def _ingest_events(w, role, i):
+    from lockstep.services.api_tokens import TokenHolder
+    from lockstep.services.ingest import ingest_events
+
+    rows = [{"tenant_id": w.own, "track": "encryption", "stage": "clients_upgraded",
+             "occurred_at": f"2020-04-1{i} 10:00"}]
+    return lambda s, a: ingest_events(session=s, holder=TokenHolder(a, 0, f"{role}-token"), rows=rows)
+
+
 WRITES: dict[str, tuple[str, Callable]] = {
     "record_event": ("event.record", _record_event),
     "update_plan_item": ("plan.edit", _update_plan_item),
@@ -366,6 +391,9 @@ WRITES: dict[str, tuple[str, Callable]] = {
     "import_tenant_frame": ("import.run", _import_tenants),
     "import_event_frame": ("import.run", _import_events),
     "sync_plan": ("plan.sync", _sync_plan),
+    "add_api_token": ("token.manage", _add_api_token),
+    "revoke_api_token": ("token.manage", _revoke_api_token),
+    "ingest_events (API)": ("import.run", _ingest_events),
 }
 
 
