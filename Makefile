@@ -3,11 +3,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
+API_HOST ?= 127.0.0.1
+API_PORT ?= 8700
 DEMO_TENANTS ?= 5000
 DEMO_SEED    ?= 1
 PLAN   ?= plan/90-day-plan.yaml
 
-.PHONY: run setup install install-dev migrate test lint format bench bench-full clean
+.PHONY: run api setup install install-dev migrate test lint format bench bench-full clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +37,12 @@ setup: install
 run: setup
 	$(BIN)/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) --server.headless true
 
+## The HTTP API (README, "The ingest API") on the same database as `make run`: migrate, then serve.
+api: install
+	mkdir -p data
+	$(BIN)/python -m lockstep db upgrade
+	$(BIN)/python -m lockstep api --host $(API_HOST) --port $(API_PORT)
+
 lint: install-dev
 	$(BIN)/ruff check .
 
@@ -54,6 +62,7 @@ bench: install-dev
 	$(BIN)/python -m benchmarks.duckdb_ref --size 100k
 	$(BIN)/python -m benchmarks.queries --size 100k
 	$(BIN)/python -m benchmarks.small_import --size 100k
+	$(BIN)/python -m benchmarks.api_ingest --size 100k
 
 bench-full: install-dev
 	$(BIN)/python -m benchmarks.datasets --size 1m
