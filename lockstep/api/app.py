@@ -142,6 +142,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.engine = engine
+    expected = head_revision()  # read from the migration files once, not per health check
     _install_error_handlers(app)
     bearer = HTTPBearer(auto_error=False, description="an API token from `python -m lockstep token add`")
 
@@ -167,7 +168,6 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     @app.get(f"{PREFIX}/health", response_model=Health, responses={503: {"model": Health}}, tags=["health"])
     def health() -> JSONResponse:
         """200 when the database answers and is migrated to this code's revision; 503 otherwise."""
-        expected = head_revision()
         try:
             with the_engine().connect() as conn:
                 current = database_revision(conn)
