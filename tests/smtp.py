@@ -1,4 +1,8 @@
-"""A real SMTP server for tests (aiosmtpd on 127.0.0.1), keeping what it receives to read back."""
+"""A real SMTP server for tests (aiosmtpd on 127.0.0.1), keeping what it receives to read back.
+
+aiosmtpd (pinned in requirements-dev.txt) is the maintained asyncio SMTP server that replaced
+the standard library's removed smtpd; it speaks STARTTLS and AUTH, so the real client path is tested.
+"""
 
 from __future__ import annotations
 

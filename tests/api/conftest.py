@@ -1,7 +1,8 @@
 """Fixtures for the HTTP API: a seeded database on each backend, tokens for every role, a client.
 
-The client is FastAPI's TestClient (httpx) over the real app and the `engine` fixture's
-database, so each test body runs against SQLite and PostgreSQL.
+The client is FastAPI's TestClient over the real app and the `engine` fixture's database,
+so each test body runs against SQLite and PostgreSQL. Its HTTP client is httpx2 (pinned in
+requirements-dev.txt): Starlette's TestClient takes it first and deprecates plain httpx.
 """
 
 from __future__ import annotations
