@@ -248,7 +248,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
                 f"a {who.actor.role} token may not read customer status (admins and account "
                 "managers may, as on the Customers page)",
             )
-        with read_session(the_engine()) as session:
+        # Scoped to the actor as the pages' reads are (on PostgreSQL, row-level security too).
+        with read_session(the_engine(), actor=who.actor) as session:
             return customer_status(session=session, actor=who.actor, tenant_external_id=external_id)
 
     return app

@@ -86,11 +86,11 @@ def test_health_is_503_when_the_database_is_behind(db_url, engine):
 
     from lockstep.api import create_app
 
-    downgrade(db_url, "0005")
+    downgrade(db_url, "0006")
     with TestClient(create_app(engine)) as client:
         r = client.get("/api/v1/health")
     assert r.status_code == 503
-    assert r.json()["database_revision"] == "0005"
+    assert r.json()["database_revision"] == "0006"
     assert "db upgrade" in r.json()["status"]
 
 

@@ -1,4 +1,4 @@
-"""Migration 0006: API tokens, idempotency answers and deliveries come and go; other rows stay."""
+"""Migration 0007: API tokens, idempotency answers and deliveries come and go; other rows stay."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ def _tables(eng) -> set[str]:
     return set(inspect(eng).get_table_names())
 
 
-def test_0006_adds_and_removes_its_tables_and_keeps_the_rest(db_url):
-    downgrade(db_url, "0005")
+def test_0007_adds_and_removes_its_tables_and_keeps_the_rest(db_url):
+    downgrade(db_url, "0006")
     eng = make_engine(db_url)
     try:
         assert not NEW & _tables(eng)
@@ -30,7 +30,7 @@ def test_0006_adds_and_removes_its_tables_and_keeps_the_rest(db_url):
                 ),
                 {"at": AT},
             )
-        upgrade(db_url, "0006")
+        upgrade(db_url, "0007")
         assert _tables(eng) >= NEW
         with eng.begin() as conn:
             conn.execute(
@@ -59,7 +59,7 @@ def test_0006_adds_and_removes_its_tables_and_keeps_the_rest(db_url):
         with eng.connect() as conn:
             assert conn.execute(text("SELECT name, role FROM api_tokens")).one() == ("ci", "security_lead")
             assert conn.execute(text("SELECT count(*) FROM api_idempotency")).scalar_one() == 1
-        downgrade(db_url, "0005")
+        downgrade(db_url, "0006")
         assert not NEW & _tables(eng)
         with eng.connect() as conn:
             assert conn.execute(text("SELECT email FROM users")).scalar_one() == "kept@example.com"
