@@ -3,6 +3,13 @@
 Each entry (tier, track, workstream, item) is validated on its own, so one bad entry
 does not hide the problems of the others; then the rules across entries run over the
 entries that passed (unknown references, duplicate ids, dependency cycles).
+
+Limits, checked before anything is built from the text (docs/security.md): a plan file is
+at most MAX_PLAN_BYTES, and YAML aliases (`*name`) may add at most MAX_ALIAS_NODES nodes
+to the document. Nested aliases multiply ("billion laughs": nine levels of ten grow a few
+lines into a billion nodes), and walking the document for line numbers, or validating it,
+would follow every copy. Characters YAML does not allow (NUL, ESC, ...) are reported with
+their line, not as a parser traceback.
 """
 
 from __future__ import annotations
@@ -32,6 +39,9 @@ from lockstep.plan.schema import (
 
 Loc = tuple[str | int, ...]
 LineOf = Callable[[Loc], int | None]
+# The shipped plan is 15 KB and uses no alias; these leave room for a much larger one.
+MAX_PLAN_BYTES = 1_000_000
+MAX_ALIAS_NODES = 10_000
 _KIND = {"tiers": "tier", "tracks": "track", "workstreams": "workstream", "items": "item"}
 _LIST_SECTIONS = ("tiers", "tracks", "workstreams", "items")
 
@@ -78,6 +88,10 @@ def load_plan(path: str | Path) -> Plan:
     """Read and validate a plan file; raise PlanInvalid (a ValidationError) listing every problem."""
     file = str(path)
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_PLAN_BYTES:
+            problem = Problem(file, None, "plan", "", _too_large(size))
+            raise PlanInvalid(file, [problem])
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -88,6 +102,9 @@ def load_plan(path: str | Path) -> Plan:
 
 def parse_plan(text: str, *, file: str = "<plan>") -> Plan:
     """Validate plan YAML text; `file` is the name used in error messages."""
+    size = len(text.encode("utf-8", errors="replace"))
+    if size > MAX_PLAN_BYTES:
+        raise PlanInvalid(file, [Problem(file, None, "plan", "", _too_large(size))])
     try:
         data, lines, dupes = _parse_yaml(text)
     except _YamlSyntax as exc:
@@ -130,17 +147,30 @@ class _YamlSyntax(Exception):
         self.line, self.reason = line, reason
 
 
+def _too_large(size: int) -> str:
+    return (
+        f"the file is {size:,} bytes; a plan file may be at most {MAX_PLAN_BYTES:,} bytes "
+        "(split it, or check that this is the plan)"
+    )
+
+
 def _parse_yaml(text: str) -> tuple[Any, dict[Loc, int], list[tuple[Loc, int, int]]]:
     """Data, the line of every key and list entry, and duplicate keys (loc, first line, line)."""
-    loader = _PlanLoader(text)
+    try:
+        loader = _PlanLoader(text)
+    except yaml.reader.ReaderError as exc:
+        raise _unprintable(text, exc) from None
     try:
         node = loader.get_single_node()
         if node is None:
             raise _YamlSyntax(1, "the file is empty")
+        _check_aliases(node)
         lines: dict[Loc, int] = {}
         dupes: list[tuple[Loc, int, int]] = []
         _index_lines(node, (), lines, dupes)
         data = loader.construct_document(node)
+    except yaml.reader.ReaderError as exc:
+        raise _unprintable(text, exc) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         reason = f"YAML syntax error: {exc.problem or exc.context}"
@@ -154,6 +184,81 @@ def _parse_yaml(text: str) -> tuple[Any, dict[Loc, int], list[tuple[Loc, int, in
     finally:
         loader.dispose()
     return data, lines, dupes
+
+
+_CONTROL_NAMES = {0: "NUL", 0x1B: "ESC", 0x7F: "DEL", 0x08: "backspace", 0x0C: "form feed"}
+
+
+def _unprintable(text: str, exc: yaml.reader.ReaderError) -> _YamlSyntax:
+    """A character YAML refuses, with its line and column (the reader reports a bare offset)."""
+    line = text.count("\n", 0, exc.position) + 1
+    column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+    code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+    name = _CONTROL_NAMES.get(code, "a control character")
+    return _YamlSyntax(
+        line,
+        f"character U+{code:04X} ({name}) at column {column} is not allowed in YAML; "
+        "remove it (a control character often comes from a copy and paste or a binary file)",
+    )
+
+
+def _check_aliases(root: yaml.Node) -> None:
+    """Refuse aliases that add more than MAX_ALIAS_NODES nodes, or that contain themselves.
+
+    PyYAML's composer makes an alias the very node its anchor names, so the document is a
+    graph; its size as a tree (every alias written out) is counted once per node, bottom up.
+    """
+    distinct: set[int] = set()
+    sizes: dict[int, int] = {}
+    # Iterative post-order walk: a deep document must not hit Python's recursion limit.
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    open_: set[int] = set()
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children = _children(node)
+        if done:
+            open_.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[key] - len(distinct) > MAX_ALIAS_NODES:
+                _too_many_aliases(node)
+            continue
+        if key in sizes:
+            continue
+        if key in open_:
+            raise _YamlSyntax(
+                node.start_mark.line + 1,
+                "an alias refers to the entry that contains it (a loop); write the entry out instead",
+            )
+        open_.add(key)
+        distinct.add(key)
+        stack.append((node, True))
+        for child in children:
+            if id(child) in open_:
+                raise _YamlSyntax(
+                    child.start_mark.line + 1,
+                    "an alias refers to the entry that contains it (a loop); write the entry out instead",
+                )
+            if id(child) not in sizes:
+                stack.append((child, False))
+    if sizes[id(root)] - len(distinct) > MAX_ALIAS_NODES:
+        _too_many_aliases(root)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _too_many_aliases(node: yaml.Node) -> None:
+    raise _YamlSyntax(
+        node.start_mark.line + 1,
+        f"YAML aliases (*name) here expand the document by more than {MAX_ALIAS_NODES:,} entries "
+        "(nested aliases multiply); write the entries out instead",
+    )
 
 
 def _index_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int], dupes: list[tuple[Loc, int, int]]) -> None:

@@ -209,43 +209,52 @@ def closed_week_after(session: Session, at: datetime) -> bool:
 def _restate_closed_weeks(
     session: Session, tenant: Tenant, rules: TrackRules, at: datetime, stage: str
 ) -> None:
-    """Move n_current of each closed week whose as-of stage this back-dated event changes."""
-    weeks = session.scalars(select(SnapshotWeek.week_start).order_by(SnapshotWeek.week_start)).all()
+    """Move n_current of each closed week whose as-of count a new event at `at` changes.
+
+    Called before the event is inserted. A week counts the (tenant, track) as the back-fill
+    does (lockstep.services.snapshots): from the week its tenant was added or had its first
+    event on the track, whichever is earlier, in the stage of its latest event before the
+    week's end. So a week before a late tenant existed gains it rather than losing it from a
+    first stage it was never counted in.
+    """
+    weeks = [
+        monday
+        for monday in session.scalars(select(SnapshotWeek.week_start).order_by(SnapshotWeek.week_start))
+        if week_end(monday) > at
+    ]
+    if not weeks:
+        return
+    history = session.execute(
+        select(RolloutEvent.occurred_at, RolloutEvent.stage_code)
+        .where(RolloutEvent.tenant_id == tenant.id, RolloutEvent.track_code == rules.code)
+        .order_by(RolloutEvent.occurred_at, RolloutEvent.id)
+    ).all()
+    # The new event gets the highest id, so it is the last of the events at its instant.
+    with_event = sorted([*history, (at, stage)], key=lambda e: e[0])
     for monday in weeks:
         end = week_end(monday)
-        if end <= at:
-            continue
-        later = session.scalar(
-            select(func.count())
-            .select_from(RolloutEvent)
-            .where(
-                RolloutEvent.tenant_id == tenant.id,
-                RolloutEvent.track_code == rules.code,
-                RolloutEvent.occurred_at > at,
-                RolloutEvent.occurred_at < end,
-            )
-        )
-        if later:
-            continue  # a later event decides this week's stage; the new one changes nothing
-        before = (
-            session.scalar(
-                select(RolloutEvent.stage_code)
-                .where(
-                    RolloutEvent.tenant_id == tenant.id,
-                    RolloutEvent.track_code == rules.code,
-                    RolloutEvent.occurred_at <= at,
-                )
-                .order_by(RolloutEvent.occurred_at.desc(), RolloutEvent.id.desc())
-                .limit(1)
-            )
-            or rules.initial
-        )
-        if before == stage:
+        before = stage_at_week_end(history, tenant.created_at, end, rules.initial)
+        after = stage_at_week_end(with_event, tenant.created_at, end, rules.initial)
+        if before == after:
             continue
         key = {"week_start": monday, "track_code": rules.code, "tier": tenant.tier, "region": tenant.region}
-        _ensure_snapshot_row(session, {**key, "stage_code": before})
-        add_to_count(session, WeeklySnapshot.__table__, {**key, "stage_code": before}, "n_current", -1)
-        add_to_count(session, WeeklySnapshot.__table__, {**key, "stage_code": stage}, "n_current", 1)
+        if before is not None:
+            _ensure_snapshot_row(session, {**key, "stage_code": before})
+            add_to_count(session, WeeklySnapshot.__table__, {**key, "stage_code": before}, "n_current", -1)
+        add_to_count(session, WeeklySnapshot.__table__, {**key, "stage_code": after}, "n_current", 1)
+
+
+def stage_at_week_end(
+    events: list[tuple[datetime, str]], created_at: datetime, end: datetime, initial: str
+) -> str | None:
+    """The stage a week ending at `end` counts a (tenant, track) in; None when it was not there yet.
+
+    `events` are (occurred_at, stage) in (occurred_at, id) order.
+    """
+    reached = [s for a, s in events if a < end]
+    if reached:
+        return reached[-1]
+    return initial if created_at < end else None
 
 
 def _ensure_snapshot_row(session: Session, key: dict) -> None:
@@ -305,4 +314,5 @@ __all__ = [
     "initial_state",
     "apply_event",
     "closed_week_after",
+    "stage_at_week_end",
 ]

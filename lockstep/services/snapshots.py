@@ -6,9 +6,12 @@ stage when it has none. That is the same rule `_restate_closed_weeks` in
 `lockstep.services.rollout` uses to move n_current when a back-dated event arrives later,
 so a restatement and a fresh close always agree.
 
-Which tenants count: every (tenant, track) with a current_state row, whatever the tenant's
-created_at. Tenants are often loaded long after the events they carry (imports, the demo),
-so created_at says nothing about when a tenant joined the program.
+Which tenants count in a week: every (tenant, track) with a current_state row that existed
+by the week's end, i.e. whose tenant was added (created_at) or had its first event on the
+track before it. Tenants are often loaded after the events they carry (an import of
+history), so the first event dates them as well as created_at does; a tenant added after a
+week closed, with no event before its end, was not there (the demo dates its tenants at the
+program's start). Both dates count by the ISO week of their date part, like the events.
 
 How, for many weeks at once (`counts_from_events`, a back-fill): a (tenant, track)'s stage
 at a week's end is that of the last event of the latest week, up to that one, that has
@@ -60,6 +63,7 @@ from lockstep.models import (
     RolloutEvent,
     SnapshotWeek,
     StageCount,
+    Tenant,
     TrackStage,
     WeeklySnapshot,
 )
@@ -80,6 +84,9 @@ _EPOCH = date(1900, 1, 1)  # a Monday: weeks are numbered from it
 _JULIAN_EPOCH = 2415020  # SQLite julianday('1900-01-01') is 2415020.5
 _TIED = "T"  # ends a SQLite token string whose (tenant, track) has two events at one instant
 _START = -(10**9)  # leads each row's tokens when many rows share one string (a token is > -1000)
+# A row's "born" token (the week its tenant was added: _BORN + week) follows its _START.
+_BORN = -(10**8)
+_BORN_BELOW = -(10**7)  # every born token is below this, every event token above
 
 
 @dataclass(frozen=True)
@@ -100,7 +107,7 @@ def close_week(*, session: Session, actor: Actor, week_start: date) -> CloseResu
     """Freeze the counts as of the end of the ISO week starting on `week_start` (a Monday)."""
     require(actor, "snapshot.close")
     _check_monday(week_start)
-    _check_ended(week_start)
+    _check_ended(session, week_start)
     closed = session.get(SnapshotWeek, week_start)
     if closed is not None:
         raise ValidationError(
@@ -135,7 +142,7 @@ def backfill_weeks(*, session: Session, actor: Actor, through: date | None = Non
         last = last_closable_week(session=session)
     else:
         last = week_start(through)
-        _check_ended(last)
+        _check_ended(session, last)
     closed = set(session.scalars(select(SnapshotWeek.week_start)).all())
     mondays = []
     monday = week_start(start)
@@ -147,9 +154,15 @@ def backfill_weeks(*, session: Session, actor: Actor, through: date | None = Non
 
 
 def last_closable_week(*, session: Session) -> date:
-    """Monday of the newest week that has ended, and not after the program's today."""
+    """Monday of the newest week that has ended, both by the real clock and by the program's today.
+
+    The program's today (LOCKSTEP_AS_OF, else the real date capped to the program's end) is
+    the day in progress: a week ends at the Monday 00:00 after it, so the week holding today
+    is still running. Closing it would freeze numbers an ordinary event of the same day
+    would then "restate".
+    """
     last_ended = week_start(utcnow().date()) - timedelta(days=7)
-    return min(last_ended, week_start(program_today(session=session)))
+    return min(last_ended, week_start(program_today(session=session)) - timedelta(days=7))
 
 
 def _check_monday(monday: date) -> None:
@@ -160,12 +173,19 @@ def _check_monday(monday: date) -> None:
         )
 
 
-def _check_ended(monday: date) -> None:
+def _check_ended(session: Session, monday: date) -> None:
     end = week_end(monday)
     if end > utcnow():
         raise ValidationError(
             f"week {week_label(monday)} has not ended yet (it ends {end:%Y-%m-%d %H:%M} UTC); "
             "only a finished week can be closed"
+        )
+    today = program_today(session=session)
+    if end.date() > today:
+        raise ValidationError(
+            f"week {week_label(monday)} has not ended by the dashboard's today, {today:%Y-%m-%d} "
+            f"(it ends {end:%Y-%m-%d %H:%M} UTC; today is LOCKSTEP_AS_OF, else the real date capped "
+            "to the program's end); only a finished week can be closed"
         )
 
 
@@ -308,9 +328,15 @@ class _Tally:
                 .group_by(e.tenant_id, e.track_code)
                 .subquery()
             )
-            row = literal(str(_START)).concat(func.coalesce(literal(",").concat(per.c.tokens), ""))
+            born = cast(self._born_week(Tenant.created_at) + _BORN, String)
+            row = (
+                literal(f"{_START},")
+                .concat(born)
+                .concat(func.coalesce(literal(",").concat(per.c.tokens), ""))
+            )
             stmt = (
                 select(cs.track_code, cs.tier, cs.region, func.string_agg(row, literal_column("','")))
+                .join(Tenant, Tenant.id == cs.tenant_id)
                 .outerjoin(per, (per.c.tenant_id == cs.tenant_id) & (per.c.track_code == cs.track_code))
                 .group_by(cs.track_code, cs.tier, cs.region)
             )
@@ -324,8 +350,10 @@ class _Tally:
                     end = tokens.find(lead, start + PIECE_CHARS)
                     end = len(tokens) if end < 0 else end
                     values = np.fromstring(tokens[start:end], dtype=np.int64, sep=",")
-                    n = int(np.count_nonzero(values == _START))
-                    self._fold(np.full(n, k, np.int64), np.full(n, self.initial[track], np.int64), values)
+                    is_born = (values < _BORN_BELOW) & (values != _START)
+                    born, values = values[is_born] - _BORN, values[~is_born]
+                    first = np.full(len(born), self.initial[track], np.int64)
+                    self._fold(np.full(len(born), k, np.int64), first, born, values)
                     start = end + 1
             return
         # Otherwise a lookup into the event index per current_state row. For all rows (SQLite),
@@ -341,6 +369,7 @@ class _Tally:
             select(tokens)
             .where(e.tenant_id == cs.tenant_id, e.track_code == cs.track_code)
             .scalar_subquery(),
+            select(self._born_week(Tenant.created_at)).where(Tenant.id == cs.tenant_id).scalar_subquery(),
         )
         if moved_since is not None:
             stmt = stmt.where(cs.track_code.in_(list(self.initial)), cs.since >= moved_since)
@@ -350,40 +379,52 @@ class _Tally:
         for rows in result.partitions():
             rows = [r for r in rows if r[1] in self.initial]
             tied += [r for r in rows if r[5] and r[5][-1] == _TIED]
-            self._add(rows, [None if t and t[-1] == _TIED else t for t in (r[5] for r in rows)], replayed)
+            rows = [r for r in rows if not (r[5] and r[5][-1] == _TIED)]
+            self._add(rows, [r[5] for r in rows], replayed)
         result.close()
         if tied:
-            self._add(tied, self._exact_tokens(session, tied), replayed, starts=False)
+            self._add(tied, self._exact_tokens(session, tied), replayed)
 
-    def _add(self, rows: list, tokens: list, replayed: bool, *, starts: bool = True) -> None:
-        """Fold a batch of rows (tenant, track, tier, region, present stage, ...) and their token strings."""
+    def _add(self, rows: list, tokens: list, replayed: bool) -> None:
+        """Fold a batch of rows (tenant, track, tier, region, present stage, tokens, born week) and tokens."""
         if not rows:
             return
         key = np.fromiter((self._key(r[1], r[2], r[3]) for r in rows), np.int64, len(rows))
         first = np.fromiter((self.initial[r[1]] for r in rows), np.int64, len(rows))
-        if replayed and starts:
+        born = np.fromiter((r[6] for r in rows), np.int64, len(rows))
+        if replayed:
             present = np.fromiter((self.stage_index[r[4]] for r in rows), np.int64, len(rows))
             np.add.at(self.constant, (key, present), -1)
         lead = str(_START)
         values = np.fromstring(
             ",".join([lead + "," + t if t else lead for t in tokens]), dtype=np.int64, sep=","
         )
-        self._fold(key, first, values, starts=starts)
+        self._fold(key, first, born, values)
 
-    def _fold(self, key: np.ndarray, first: np.ndarray, values: np.ndarray, *, starts: bool = True) -> None:
-        """Add rows to the weekly changes: `values` holds each row's tokens, led by _START.
+    def _fold(self, key: np.ndarray, first: np.ndarray, born: np.ndarray, values: np.ndarray) -> None:
+        """Add rows to the weekly changes: `values` holds each row's event tokens, led by _START.
 
-        key and first (the track's first stage) are per row, in the order of the rows.
+        key, first (the track's first stage) and born (the week its tenant was added, relative
+        to the first asked week, -1 for earlier) are per row, in the order of the rows.
         """
         n_weeks, n_stages = len(self.mondays), len(self.stages)
         flat = np.zeros(len(self.keys) * n_weeks * n_stages, dtype=np.int64)
-        if starts:
-            # Everyone starts in the first stage of the track ...
-            flat += np.bincount(key * n_weeks * n_stages + first, minlength=len(flat))
-        # ... and each week's last event moves it from where it stood at the previous week's end.
         lead = values == _START
         row = np.cumsum(lead) - 1
         row, values = row[~lead], values[~lead]
+        # A row exists from its tenant's added week or its first event's, whichever is earlier
+        # (events are oldest first, so a row's first token is its first event) ...
+        starts = born.copy()
+        first_token = np.ones(len(row), dtype=bool)
+        first_token[1:] = row[1:] != row[:-1]
+        np.minimum.at(starts, row[first_token], values[first_token] // n_stages)
+        start_week = np.searchsorted(self.weeks, starts, side="left")
+        there = start_week < n_weeks
+        # ... in the first stage of the track from the end of that week ...
+        flat += np.bincount(
+            ((key * n_weeks + start_week) * n_stages + first)[there], minlength=len(flat)
+        )
+        # ... and each week's last event moves it from where it stood at the previous week's end.
         week = np.searchsorted(self.weeks, values // n_stages, side="left")
         stage = values % n_stages
         keep = week < n_weeks  # after the last asked week: never applied
@@ -400,6 +441,13 @@ class _Tally:
         flat += np.bincount(at + stage, minlength=len(flat))
         flat -= np.bincount(at + before, minlength=len(flat))
         self.changes += flat.reshape(len(self.keys), n_weeks, n_stages)
+
+    def _born_week(self, at):
+        """SQL: the week of a timestamp's date, relative to the first asked week (earlier: -1)."""
+        if self.dialect == "sqlite":
+            days = cast(func.julianday(func.substr(at, 1, 10)), Integer) - _JULIAN_EPOCH
+            return func.max(days // 7 - self.week0, -1)
+        return func.greatest((cast(at, Date) - _EPOCH) // 7 - self.week0, -1)
 
     def _tokens(self):
         """SQL aggregate: a (tenant, track)'s events as 'week * S + stage,...', oldest first.

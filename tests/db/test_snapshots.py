@@ -61,12 +61,19 @@ def build_program(session) -> None:
     session.flush()
 
 
+ADDED = datetime(2020, 4, 1)  # the program's start, as the demo dates its tenants
+LOADED_LATE = datetime(2026, 1, 1)  # long after the 2020 events they carry, as an import of history
+
+
 def add_tenants(session, n: int, seed: int) -> None:
-    """n tenants, each with a current_state row at the first stage of every track it is on."""
+    """n tenants, each with a current_state row at the first stage of every track it is on.
+
+    Every fifth tenant is loaded late: it counts in a week only from its first event.
+    """
     rnd = random.Random(seed)
     rules = load_track_rules(session)
-    created = datetime(2026, 1, 1)  # loaded long after their 2020 events, like the demo
     for i in range(n):
+        created = LOADED_LATE if i % 5 == 4 else ADDED
         tier = TIERS[i % len(TIERS)][0]
         tenant = Tenant(external_id=f"T{i:04d}", name=f"Tenant {i}", tier=tier, region=rnd.choice(REGIONS),
                         seats=rnd.randint(5, 5000), account_manager=f"am{i % 3}@x.example",
@@ -135,8 +142,9 @@ def replayed_counts(engine, monday: date) -> Counter:
     counts: Counter = Counter()
     with read_session(engine) as s:
         rules = load_track_rules(s)
-        for tenant_id, track, tier, region in s.execute(
-            select(CurrentState.tenant_id, CurrentState.track_code, CurrentState.tier, CurrentState.region)
+        for tenant_id, track, tier, region, created in s.execute(
+            select(CurrentState.tenant_id, CurrentState.track_code, CurrentState.tier, CurrentState.region,
+                   Tenant.created_at).join(Tenant, Tenant.id == CurrentState.tenant_id)
         ):
             events = s.execute(
                 select(RolloutEvent.occurred_at, RolloutEvent.stage_code)
@@ -144,6 +152,8 @@ def replayed_counts(engine, monday: date) -> Counter:
                        RolloutEvent.occurred_at < end)
                 .order_by(RolloutEvent.occurred_at, RolloutEvent.id)
             ).all()
+            if not events and created >= end:
+                continue  # not there yet: added after the week, no event before its end
             state = replay(rules[track], [(a, st) for a, st in events])
             counts[(track, state.stage, tier, region)] += 1
     return counts
@@ -168,6 +178,17 @@ PROGRAM_WEEKS = [W15 - timedelta(days=7) + timedelta(days=7 * i) for i in range(
 # --- tests ------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def after_the_program(monkeypatch):
+    """The dashboard's today a week after the program's end, so its last week (W27) has ended too."""
+    from lockstep.config import get_settings
+
+    monkeypatch.setenv("LOCKSTEP_AS_OF", "2020-07-06")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
 def test_close_week_equals_a_replay_of_each_tenants_events(engine):
     build_dataset(engine)
     for monday in (PROGRAM_WEEKS[0], W15, W15 + timedelta(days=21), PROGRAM_WEEKS[-1]):
@@ -176,7 +197,12 @@ def test_close_week_equals_a_replay_of_each_tenants_events(engine):
         expected = replayed_counts(engine, monday)
         assert snapshot_counts(engine, monday) == expected
         assert snapshot_counts(engine, monday, "n_current") == expected
-        assert result.totals == {"encryption": 48, "e2ee": 36}
+        by_track: Counter = Counter()
+        for (track, *_), n in expected.items():
+            by_track[track] += n
+        assert result.totals == dict(by_track)
+        # 48 tenants (36 paid); the ones loaded late count only from their first event.
+        assert 38 <= result.totals["encryption"] <= 48 and result.totals["e2ee"] <= 36
     # The data must move between weeks, or equal counts would prove little.
     assert replayed_counts(engine, PROGRAM_WEEKS[0]) != replayed_counts(engine, PROGRAM_WEEKS[-1])
 
@@ -213,8 +239,9 @@ def test_backfill_closes_only_open_weeks_and_stops_at_the_program_today(engine, 
             close_week(session=s, actor=SYSTEM, week_start=W15)
         with write_session(engine) as s:
             results = backfill_weeks(session=s, actor=SYSTEM)
-        # From the program's first week (2020-W14) to the week holding 2020-05-20 (W21), minus W15.
-        assert [r.week_label for r in results] == ["2020-W14"] + [f"2020-W{w}" for w in range(16, 22)]
+        # From the program's first week (2020-W14) to the last week ended by Wednesday 2020-05-20
+        # (W20: W21 holds that day and is still running), minus W15.
+        assert [r.week_label for r in results] == ["2020-W14"] + [f"2020-W{w}" for w in range(16, 21)]
         with write_session(engine) as s:
             assert backfill_weeks(session=s, actor=SYSTEM) == []
         with write_session(engine) as s, pytest.raises(ValidationError, match="already closed; nothing"):
@@ -222,20 +249,44 @@ def test_backfill_closes_only_open_weeks_and_stops_at_the_program_today(engine, 
     finally:
         get_settings.cache_clear()
     with read_session(engine) as s:
-        assert s.scalar(select(func.count()).select_from(SnapshotWeek)) == 8
+        assert s.scalar(select(func.count()).select_from(SnapshotWeek)) == 7
         actions = s.scalars(
             select(AuditEntry.entity_id).where(AuditEntry.action == "snapshot.close_week")
         ).all()
-    assert sorted(actions) == [f"2020-W{w}" for w in range(14, 22)]
+    assert sorted(actions) == [f"2020-W{w}" for w in range(14, 21)]
 
 
 def test_close_latest_week_closes_the_last_week_that_ended(engine):
     build_dataset(engine, tenants=8)
     with write_session(engine) as s:
         result = close_latest_week(session=s, actor=SYSTEM)
-    # No LOCKSTEP_AS_OF and the program is over: the week holding its last day, 2020-06-30.
+    # Today 2020-07-06: the week that ended last night is the program's last, 2020-W27.
     assert result.week_label == "2020-W27"
     assert snapshot_counts(engine, date(2020, 6, 29)) == replayed_counts(engine, date(2020, 6, 29))
+
+
+def test_the_week_holding_the_dashboards_today_stays_open(engine, monkeypatch):
+    from lockstep.config import get_settings
+
+    build_dataset(engine, tenants=8)
+    # No LOCKSTEP_AS_OF and the program is over: today is its last day, Tuesday 2020-06-30, in W27.
+    monkeypatch.delenv("LOCKSTEP_AS_OF")
+    get_settings.cache_clear()
+    with write_session(engine) as s, pytest.raises(ValidationError, match="has not ended by the dashboard"):
+        close_week(session=s, actor=SYSTEM, week_start=date(2020, 6, 29))
+    with write_session(engine) as s:
+        results = backfill_weeks(session=s, actor=SYSTEM)
+    assert results[-1].week_label == "2020-W26"
+    # An ordinary event of today is then no restatement.
+    with write_session(engine) as s:
+        record_event(session=s, actor=SYSTEM, tenant_external_id="T0000", track="encryption",
+                     stage="gcm_enforced", occurred_at=datetime(2020, 6, 30, 9), source="test")
+    for monday in PROGRAM_WEEKS[:-1]:
+        assert snapshot_counts(engine, monday, "n_current") == snapshot_counts(engine, monday)
+    monkeypatch.setenv("LOCKSTEP_AS_OF", "2020-07-05")  # Sunday: W27 is still running
+    get_settings.cache_clear()
+    with write_session(engine) as s, pytest.raises(ValidationError, match="already closed; nothing"):
+        close_latest_week(session=s, actor=SYSTEM)
 
 
 def test_a_back_dated_event_after_close_restates_the_week(engine):
@@ -325,7 +376,10 @@ def build_shuffled_dataset(engine, *, tenants: int, seed: int) -> list[tuple[str
 
 
 def brute_force_counts(engine, mondays) -> dict[date, Counter]:
-    """Per week: each current_state row in the stage of its latest event (by time, then id) before the end."""
+    """Per week: each current_state row in the stage of its latest event (by time, then id) before the end.
+
+    A row counts once its tenant was added or had an event on the track, whichever is earlier.
+    """
     with read_session(engine) as s:
         initial = {code: r.initial for code, r in load_track_rules(s).items()}
         timelines: dict[tuple[int, str], list] = {}
@@ -335,15 +389,17 @@ def brute_force_counts(engine, mondays) -> dict[date, Counter]:
         ):
             timelines.setdefault((tenant_id, track), []).append((at, event_id, stage))
         states = s.execute(
-            select(CurrentState.tenant_id, CurrentState.track_code, CurrentState.tier, CurrentState.region)
+            select(CurrentState.tenant_id, CurrentState.track_code, CurrentState.tier, CurrentState.region,
+                   Tenant.created_at).join(Tenant, Tenant.id == CurrentState.tenant_id)
         ).all()
     out = {}
     for monday in mondays:
         end = week_end(monday)
         counts: Counter = Counter()
-        for tenant_id, track, tier, region in states:
+        for tenant_id, track, tier, region, created in states:
             before = sorted(e for e in timelines.get((tenant_id, track), []) if e[0] < end)
-            counts[(track, before[-1][2] if before else initial[track], tier, region)] += 1
+            if before or created < end:
+                counts[(track, before[-1][2] if before else initial[track], tier, region)] += 1
         out[monday] = counts
     return out
 
