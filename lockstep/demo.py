@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from lockstep.db import write_session
 from lockstep.errors import LockstepError
-from lockstep.models import Program, Tenant, Tier, Track
+from lockstep.models import Program, SnapshotWeek, Tenant, Tier, Track
 from lockstep.permissions import Actor, require
 from lockstep.services.rollout import load_track_rules
 from lockstep.services.users import add_user_with_hash, get_user, hash_password
@@ -655,6 +655,14 @@ def load_demo(
             raise LockstepError(
                 f"the database already has {existing} tenants; demo data loads only into an empty "
                 "database (use a fresh database, or `python -m lockstep demo --if-empty`)"
+            )
+        closed = session.scalar(select(func.count()).select_from(SnapshotWeek))
+        if closed:
+            # Demo tenants are dated at the program's start: they would belong in weeks
+            # already frozen without them, and change them silently.
+            raise LockstepError(
+                f"{closed} week(s) are already closed; demo data loads only before any week is closed "
+                "(use a fresh database: `make run` loads the demo, then closes the weeks)"
             )
         data = generate_demo(
             tenants=tenants,

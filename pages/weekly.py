@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import streamlit as st
 
 from lockstep.charts import stage_label
@@ -113,6 +115,25 @@ elif forecast.status == "done":
 else:
     cols[3].metric("Projected 100% GCM enforced", "never" if forecast.status == "never" else "unknown",
                    help=forecast.summary)
+
+# --- the running week: live, never frozen ------------------------------------------------------
+running = cached_query(q.running_week)
+if running is not None:
+    with st.container(border=True, key="weekly_running"):
+        sunday = running.week_start + timedelta(days=6)
+        st.markdown(f"**{running.week_label} so far: running week, not closed**")
+        st.caption(
+            f"{week_title(running.week_start)} runs to {sunday:%a %b} {sunday.day}; today is "
+            f"{running.today:%Y-%m-%d}. These numbers are live and move with every event until the week "
+            "ends and is closed; they are not part of the closed weeks above."
+        )
+        so_far = st.columns(4)
+        if running.enforced_pct is not None:
+            so_far[0].metric("GCM enforced so far", f"{running.enforced_pct:.1f}%",
+                             help=f"{running.enforced:,} of {running.on_encryption:,} tenants now")
+        if running.e2ee_pct is not None:
+            so_far[1].metric("Paid tenants with E2EE so far", f"{running.e2ee_pct:.1f}%",
+                             help=f"{running.e2ee_enabled:,} of {running.paid:,} paid tenants now")
 
 st.plotly_chart(forecast_chart(forecast, track_name="GCM enforced"), key="weekly_forecast")
 

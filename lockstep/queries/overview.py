@@ -5,9 +5,11 @@ manager's numbers are their own tenants').
 
 "A week ago" means the end of the day seven days before the program's today:
 
-- When the ISO week holding that day is closed, its frozen snapshot (weekly_snapshots,
-  n_current so back-dated events are included) is used: the state at the end of that
-  week, which lies between seven and one days ago. Exact, and labelled with the week.
+- When a closed week ended at least that long ago, the newest such one's snapshot
+  (weekly_snapshots, n_current so back-dated events are included) is used: the state at
+  the end of that week, seven to thirteen days before the end of today. Exact, and the
+  label names the week, its last day and how many days back it is. (A week that ended
+  less than seven days ago would make a shorter change read as a week's.)
 - Otherwise (no closed week, or an account manager: snapshots know no managers) it is
   approximated from current_state.since: a tenant whose `since` is later than that day
   moved within the week, and is assumed to have come from the stage just before its
@@ -152,12 +154,18 @@ def track_stage_mix(
     ready_from = ordered.index(ready_stage) if ready_stage else len(ordered)
 
     now = _counts_now(session, actor, track, paid_only)
-    monday = week_start(ago)
+    # The newest week that ended by the end of the day a week ago (its Monday 00:00 end <= ago + 1).
+    monday = week_start(ago + timedelta(days=1)) - timedelta(days=7)
     closed = not actor.is_manager and session.get(SnapshotWeek, monday) is not None
     if closed:
         before = _counts_from_snapshot(session, monday, track, paid_only)
         sunday = monday + timedelta(days=6)
-        basis = f"vs the closed snapshot of {week_label(monday)} (as of {sunday:%a %b} {sunday.day})"
+        days = (today - sunday).days
+        back = "exactly a week" if days == 7 else f"{days} days"
+        basis = (
+            f"vs the closed snapshot of {week_label(monday)}, as of the end of {sunday:%a %b} {sunday.day} "
+            f"({back} before the end of today)"
+        )
     else:
         before = dict(now)
         after = datetime.combine(ago + timedelta(days=1), datetime.min.time())

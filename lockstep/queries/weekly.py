@@ -33,6 +33,7 @@ from lockstep.permissions import Actor
 from lockstep.queries.overview import final_stage
 from lockstep.queries.plan import is_overdue
 from lockstep.queries.plan import plan_burnup as plan_burnup_by_program_week
+from lockstep.queries.program import program_today
 from lockstep.queries.scope import scoped
 from lockstep.rollout_rules import BLOCKED, ROLLED_BACK
 
@@ -197,6 +198,55 @@ def encryption_forecast(*, session: Session, as_of_week: date, track: str = ENCR
         .order_by(WS.week_start)
     ).all()
     return project([WeekPoint(w, int(d), int(t)) for w, d, t in rows], deadline=deadline)
+
+
+@dataclass(frozen=True)
+class RunningWeek:
+    """The week holding the program's today, not closed yet: its numbers so far, from the live counts."""
+
+    week_start: date
+    week_label: str
+    today: date
+    enforced: int  # tenants at the encryption track's last stage now
+    on_encryption: int
+    e2ee_enabled: int  # paid tenants at the e2ee track's last stage now
+    paid: int
+
+    @property
+    def enforced_pct(self) -> float | None:
+        """GCM enforced so far, % of tenants on the track (None without tenants)."""
+        return 100.0 * self.enforced / self.on_encryption if self.on_encryption else None
+
+    @property
+    def e2ee_pct(self) -> float | None:
+        """Paid tenants with E2EE so far, % (None without paid tenants)."""
+        return 100.0 * self.e2ee_enabled / self.paid if self.paid else None
+
+
+def running_week(*, session: Session) -> RunningWeek | None:
+    """The week in progress (holding the program's today) with its live numbers; None once it is closed.
+
+    Live means now: every event recorded so far, moving until the week ends and is closed.
+    Same definitions as the closed weeks' headline (encryption_forecast, e2ee_adoption_by_week).
+    """
+    today = program_today(session=session)
+    monday = today - timedelta(days=today.weekday())
+    if session.get(SnapshotWeek, monday) is not None:
+        return None
+    sc = StageCount
+    enforced = final_stage(session=session, track=ENCRYPTION)
+    enabled = final_stage(session=session, track=E2EE)
+    enc = session.execute(
+        select(func.sum(case((sc.stage_code == enforced, sc.n), else_=0)), func.sum(sc.n))
+        .where(sc.track_code == ENCRYPTION)
+    ).one()
+    e2ee = session.execute(
+        select(func.sum(case((sc.stage_code == enabled, sc.n), else_=0)), func.sum(sc.n))
+        .join(Tier, Tier.code == sc.tier)
+        .where(sc.track_code == E2EE, Tier.paid.is_(True))
+    ).one()
+    return RunningWeek(monday, week_label(monday), today, int(enc[0] or 0), int(enc[1] or 0),
+                       int(e2ee[0] or 0), int(e2ee[1] or 0))
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from lockstep.services.rollout import record_event
 from lockstep.services.snapshots import close_week
 from tests.db.test_snapshots import add_tenants, build_program
 
-TODAY = date(2020, 5, 15)  # a week ago: 2020-05-08, in ISO week 2020-W19 (Mon 05-04)
+TODAY = date(2020, 5, 15)  # a week ago: 2020-05-08; the newest week ended by then is 2020-W18
 LEAD = Actor("lead@lockstep.example", "security_lead")
 AM0 = Actor("am0@x.example", "account_manager")
 ORDERED = ["legacy_cipher", "clients_upgraded", "gcm_enabled", "gcm_enforced"]
@@ -63,14 +63,26 @@ def test_now_and_a_week_ago_from_since(rollout_engine):
     assert mix.total == mix.total_week_ago == 12
 
 
-def test_a_closed_week_is_used_when_there_is_one(rollout_engine):
+def test_a_closed_week_is_used_only_when_it_ended_at_least_a_week_ago(rollout_engine):
     with write_session(rollout_engine) as s:
         close_week(session=s, actor=SYSTEM, week_start=date(2020, 5, 4))
+    # W19 ended Monday 05-11, four days before the end of today: too young to stand for "a week ago".
+    mix, _ = _mix(rollout_engine)
+    assert mix.approximate and "W19" not in mix.basis
+    with write_session(rollout_engine) as s:
+        close_week(session=s, actor=SYSTEM, week_start=date(2020, 4, 27))
     mix, c = _mix(rollout_engine)
-    assert not mix.approximate and "2020-W19" in mix.basis
-    # As of the end of Sunday 05-10: T0000 had reached GCM enabled; T0002 was not blocked yet.
-    assert c.loc[ORDERED + ["blocked"], "n_week_ago"].tolist() == [9, 0, 2, 1, 0]
+    assert not mix.approximate
+    assert mix.basis == (
+        "vs the closed snapshot of 2020-W18, as of the end of Sun May 3 (12 days before the end of today)"
+    )
+    # As of the end of Sunday 05-03: T0000 at clients upgraded, T0002 at GCM enabled, not blocked yet.
+    assert c.loc[ORDERED + ["blocked"], "n_week_ago"].tolist() == [9, 1, 1, 1, 0]
     assert c.loc[ORDERED + ["blocked"], "n"].tolist() == [8, 1, 1, 1, 1]
+    # On a Sunday, the week that ended a week before tonight is exactly a week old.
+    with read_session(rollout_engine) as s:
+        monday = track_stage_mix(session=s, actor=LEAD, track="encryption", today=date(2020, 5, 10))
+    assert "2020-W18" in monday.basis and "(exactly a week before the end of today)" in monday.basis
 
 
 def test_account_manager_counts_own_tenants_only(rollout_engine):

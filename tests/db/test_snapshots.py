@@ -65,15 +65,15 @@ ADDED = datetime(2020, 4, 1)  # the program's start, as the demo dates its tenan
 LOADED_LATE = datetime(2026, 1, 1)  # long after the 2020 events they carry, as an import of history
 
 
-def add_tenants(session, n: int, seed: int) -> None:
+def add_tenants(session, n: int, seed: int, *, late_every: int = 0) -> None:
     """n tenants, each with a current_state row at the first stage of every track it is on.
 
-    Every fifth tenant is loaded late: it counts in a week only from its first event.
+    With `late_every` k, every k-th tenant is loaded late: it counts in a week only from its first event.
     """
     rnd = random.Random(seed)
     rules = load_track_rules(session)
     for i in range(n):
-        created = LOADED_LATE if i % 5 == 4 else ADDED
+        created = LOADED_LATE if late_every and i % late_every == late_every - 1 else ADDED
         tier = TIERS[i % len(TIERS)][0]
         tenant = Tenant(external_id=f"T{i:04d}", name=f"Tenant {i}", tier=tier, region=rnd.choice(REGIONS),
                         seats=rnd.randint(5, 5000), account_manager=f"am{i % 3}@x.example",
@@ -124,11 +124,11 @@ def random_events(session, seed: int) -> list[tuple[str, str, str, datetime]]:
     return out
 
 
-def build_dataset(engine, *, tenants: int = 48, seed: int = 7) -> None:
+def build_dataset(engine, *, tenants: int = 48, seed: int = 7, late_every: int = 0) -> None:
     """Program, tenants and a random legal event history, recorded through record_event."""
     with write_session(engine) as s:
         build_program(s)
-        add_tenants(s, tenants, seed)
+        add_tenants(s, tenants, seed, late_every=late_every)
         events = random_events(s, seed)
     with write_session(engine) as s:
         for ext, track, stage, at in events:
@@ -190,7 +190,7 @@ def after_the_program(monkeypatch):
 
 
 def test_close_week_equals_a_replay_of_each_tenants_events(engine):
-    build_dataset(engine)
+    build_dataset(engine, late_every=5)
     for monday in (PROGRAM_WEEKS[0], W15, W15 + timedelta(days=21), PROGRAM_WEEKS[-1]):
         with write_session(engine) as s:
             result = close_week(session=s, actor=SYSTEM, week_start=monday)
@@ -208,7 +208,7 @@ def test_close_week_equals_a_replay_of_each_tenants_events(engine):
 
 
 def test_backfill_equals_closing_weeks_one_by_one(engine):
-    build_dataset(engine, seed=3)
+    build_dataset(engine, seed=3, late_every=5)
     through = date(2020, 5, 31)
     one_by_one = {}
     with write_session(engine) as s:
@@ -290,7 +290,7 @@ def test_the_week_holding_the_dashboards_today_stays_open(engine, monkeypatch):
 
 
 def test_a_back_dated_event_after_close_restates_the_week(engine):
-    build_dataset(engine, seed=5)
+    build_dataset(engine, seed=5, late_every=5)
     monday = W15 + timedelta(days=14)
     with write_session(engine) as s:
         close_week(session=s, actor=SYSTEM, week_start=monday)
@@ -371,7 +371,7 @@ def build_shuffled_dataset(engine, *, tenants: int, seed: int) -> list[tuple[str
     """Program and tenants; returns the random legal events, not yet recorded."""
     with write_session(engine) as s:
         build_program(s)
-        add_tenants(s, tenants, seed)
+        add_tenants(s, tenants, seed, late_every=5)
         return random_events(s, seed)
 
 
