@@ -76,7 +76,8 @@ def test_numbers_shown_equal_sql_over_weekly_snapshots(closed, open_page, role):
     weeks = [r[0] for r in sql(closed, "SELECT week_start FROM snapshot_weeks ORDER BY week_start")]
     picker = at.selectbox(key="weekly_week")
     assert len(picker.options) == len(weeks)
-    assert (picker.options[0], picker.options[-1]) == ("Week 14, 2020 (2020-W14)", "Week 27, 2020 (2020-W27)")
+    # W27 holds the program's today (its last day, 2020-06-30): running, not closed.
+    assert (picker.options[0], picker.options[-1]) == ("Week 14, 2020 (2020-W14)", "Week 26, 2020 (2020-W26)")
     assert str(picker.value) == str(weeks[-1])[:10]
 
     week = latest_week(closed)
@@ -135,12 +136,12 @@ def test_numbers_shown_equal_sql_over_weekly_snapshots(closed, open_page, role):
     assert forecast["data"][0]["y"][-1] == pytest.approx(100 * done / total)
     adoption = by_title(figs, "Paid tiers")
     assert adoption["data"][0]["y"][-1] == pytest.approx(100 * enabled / paid)
-    assert by_title(figs, "Burn-up")["data"][0]["x"][-1] == "2020-W27"
+    assert by_title(figs, "Burn-up")["data"][0]["x"][-1] == "2020-W26"
     ((done_items, due_items),) = sql(
         closed,
         """
-        SELECT sum(CASE WHEN status = 'done' AND done_date <= '2020-07-05' THEN 1 ELSE 0 END),
-               sum(CASE WHEN due_date <= '2020-07-05' THEN 1 ELSE 0 END)
+        SELECT sum(CASE WHEN status = 'done' AND done_date <= '2020-06-28' THEN 1 ELSE 0 END),
+               sum(CASE WHEN due_date <= '2020-06-28' THEN 1 ELSE 0 END)
         FROM plan_items WHERE retired_at IS NULL""",
     )
     assert metric(at, "Plan items done / due").value == f"{done_items} / {due_items}"
@@ -233,6 +234,30 @@ def test_a_back_dated_event_shows_as_restated(closed, open_page):
     assert "2020-W19" in [a["x"] for a in mix["layout"]["annotations"] if a["text"] == "*"]
 
 
+def test_the_running_week_shows_live_numbers_marked_so_far_and_a_same_day_event_restates_nothing(
+    closed, open_page
+):
+    assert sql(closed, "SELECT max(week_start) FROM snapshot_weeks")[0][0] == "2020-06-22"  # W26
+    with write_session(closed) as s:
+        (ext,) = s.execute(text(
+            "SELECT t.external_id FROM tenants t JOIN current_state c ON c.tenant_id = t.id "
+            "WHERE c.track_code = 'encryption' AND c.since < '2020-06-30 09:00:00' AND c.stage_code IN "
+            "('legacy_cipher', 'clients_upgraded', 'gcm_enabled') ORDER BY t.id LIMIT 1"
+        )).one()
+        record_event(session=s, actor=SYSTEM, tenant_external_id=ext, track="encryption",
+                     stage="gcm_enforced", occurred_at=datetime(2020, 6, 30, 9), source="test")
+    at = open_page("weekly", "executive")
+    assert not at.exception
+    assert any(m.value.startswith("**2020-W27 so far: running week, not closed**") for m in at.markdown)
+    enforced, total = sql(
+        closed,
+        "SELECT sum(CASE WHEN stage_code = 'gcm_enforced' THEN 1 ELSE 0 END), count(*) FROM current_state "
+        "WHERE track_code = 'encryption'",
+    )[0]
+    assert metric(at, "GCM enforced so far").value == f"{100 * enforced / total:.1f}%"
+    assert any("No number up to this week has changed" in c.value for c in at.caption)
+
+
 def test_no_closed_week_explains_and_lets_a_security_lead_close_them(demo_engine, open_page):
     at = open_page("weekly", "executive")
     assert not at.exception
@@ -243,7 +268,7 @@ def test_no_closed_week_explains_and_lets_a_security_lead_close_them(demo_engine
     at.button(key="weekly_backfill").click().run()
     assert not at.exception
     n = sql(demo_engine, "SELECT count(*) FROM snapshot_weeks")[0][0]
-    assert n == 14  # 2020-W14 .. 2020-W27
+    assert n == 13  # 2020-W14 .. 2020-W26: W27 holds the program's today (its last day) and is running
     assert any(f"Closed {n} week(s)" in s.value for s in at.success)
     assert len(at.selectbox(key="weekly_week").options) == n
     audit = sql(
