@@ -102,6 +102,25 @@ def test_bad_plan_names_the_file_and_exits_1(run, tmp_path):
     assert "plan.yaml" in result.stderr and "Z13" in result.stderr and "duplicate" in result.stderr.lower()
 
 
+@pytest.mark.parametrize(
+    ("prefix", "expected"),
+    [
+        ("title_note: \"a\x00b\"\n", "character U+0000 (NUL)"),
+        ("note: \"\x1b[31mred\"\n", "character U+001B (ESC)"),
+        ("".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 10)), "YAML aliases"),
+    ],
+    ids=["NUL", "ESC", "billion-laughs"],
+)
+def test_hostile_plan_files_get_the_report_and_exit_1(run, tmp_path, prefix, expected):
+    bad = tmp_path / "plan.yaml"
+    bomb_root = "a0: &a0 lol\n" if "a1:" in prefix else ""
+    bad.write_text(bomb_root + prefix + (ROOT / "plan" / "90-day-plan.yaml").read_text())
+    result = run("plan", "validate", str(bad))
+    assert result.returncode == 1, result.stderr
+    assert "plan.yaml:" in result.stderr and expected in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_demo_is_deterministic_and_if_empty_is_a_no_op(run):
     run("db", "upgrade")
     run("plan", "sync", str(ROOT / "plan" / "90-day-plan.yaml"))

@@ -305,3 +305,60 @@ def test_shipped_plan_seeds_done_only_inside_the_window():
         assert plan.item(item_id).initial_status != "done", item_id
     assert plan.item("Z13").done == date(2020, 5, 30)
     assert plan.item("Z19").due == date(2020, 7, 31)
+
+
+# --- hostile files: alias bombs, huge files, characters YAML refuses (issue 18, items 3 and 4) ----
+
+
+def billion_laughs(levels: int = 9) -> str:
+    """Nine nested anchors of ten aliases each: a few lines that stand for a billion strings."""
+    lines = ['a0: &a0 "lol"']
+    for i in range(1, levels + 1):
+        lines.append(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_an_alias_bomb_is_refused_before_anything_is_built(tmp_path):
+    text = billion_laughs() + SHIPPED_PLAN.read_text()
+    path = tmp_path / "plan.yaml"
+    path.write_text(text)
+    message = problems_of(path)  # returns at once: nothing is expanded
+    assert "YAML aliases" in message and "10,000" in message
+    assert message.splitlines()[1].startswith(f"  {path}:")  # names the file and the line
+
+
+def test_an_alias_that_contains_itself_is_refused(tmp_path):
+    path = tmp_path / "plan.yaml"
+    path.write_text("program: &loop\n  id: p\n  again: *loop\n")
+    assert "loop" in problems_of(path)
+
+
+def test_a_few_aliases_within_the_budget_still_work(tmp_path):
+    plan = minimal_plan()
+    text = yaml.safe_dump(plan, sort_keys=False)
+    # The same tier list written once and reused: a normal use of anchors.
+    text = text.replace("tiers:\n- id: free", "tiers: &tiers\n- id: free", 1)
+    path = tmp_path / "plan.yaml"
+    path.write_text(text + "spare_tiers_not_a_key: *tiers\n")
+    message = problems_of(path)
+    # Only the unknown top-level key is a problem; the alias itself was accepted.
+    assert "spare_tiers_not_a_key" in message and "YAML aliases" not in message
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(tmp_path, monkeypatch):
+    from lockstep.plan import loader
+
+    path = tmp_path / "plan.yaml"
+    path.write_text(SHIPPED_PLAN.read_text() + "#" * (loader.MAX_PLAN_BYTES + 1))
+    message = problems_of(path)
+    assert str(path) in message and "at most 1,000,000 bytes" in message
+    monkeypatch.setattr(Path, "read_text", lambda *a, **k: pytest.fail("read a file over the limit"))
+    problems_of(path)
+
+
+@pytest.mark.parametrize(("char", "name"), [("\x00", "NUL"), ("\x1b", "ESC")])
+def test_a_control_character_is_reported_with_its_line(tmp_path, char, name):
+    path = write_plan(tmp_path, minimal_plan(), replace=("title: Second", f"title: Sec{char}ond"))
+    line = path.read_text().splitlines().index(f"  title: Sec{char}ond") + 1
+    message = problems_of(path)
+    assert f"plan.yaml:{line}: plan: character U+{ord(char):04X} ({name}) at column 13" in message
