@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import OperationalError
 
-from lockstep.config import get_settings
+from lockstep.config import SettingsError, get_settings
 from lockstep.errors import (
     ConflictError,
     ImportRejected,
@@ -526,6 +526,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; return its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        get_settings()  # every LOCKSTEP_* variable checked before any command runs
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return args.func(args)
     except ImportRejected as exc:

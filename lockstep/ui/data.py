@@ -8,12 +8,22 @@ actor (a frozen dataclass, hashable) or plain values, never a session object.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 import streamlit as st
 
-from lockstep.config import get_settings
+from lockstep.config import Settings, SettingsError, get_settings
 from lockstep.db import make_engine, read_session
+
+
+def settings() -> Settings:
+    """The settings; when a LOCKSTEP_* variable is bad, the page shows why and goes no further."""
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        st.error(f"Lockstep cannot start: {exc}. Fix the setting and restart the server.")
+        st.stop()
 
 
 @st.cache_resource(show_spinner=False)
@@ -23,7 +33,7 @@ def _engine(url: str):
 
 def engine():
     """The app's engine for the configured database (one pool per server process)."""
-    return _engine(get_settings().database_url)
+    return _engine(settings().database_url)
 
 
 def run_query(fn: Callable[..., Any], /, **kwargs) -> Any:
@@ -50,19 +60,25 @@ def deferred_query(fn: Callable[..., Any], /, **kwargs) -> Callable[[], Any]:
     return run
 
 
-@st.cache_data(ttl=get_settings().cache_ttl_seconds, show_spinner=False)
-def _cached(url: str, fn_path: str, kwargs_items: tuple) -> Any:
+def _run_by_path(url: str, fn_path: str, kwargs_items: tuple) -> Any:
     module, _, name = fn_path.rpartition(".")
     fn = getattr(__import__(module, fromlist=[name]), name)
     return run_query(fn, **dict(kwargs_items))
 
 
+@cache
+def _cached():
+    # Built on first use, not at import: the TTL comes from the settings, which may be bad,
+    # and an import must not fail before `settings()` can show why.
+    return st.cache_data(ttl=settings().cache_ttl_seconds, show_spinner=False)(_run_by_path)
+
+
 def cached_query(fn: Callable[..., Any], /, **kwargs) -> Any:
     """Call a lockstep query function through st.cache_data (TTL from settings)."""
-    return _cached(get_settings().database_url, f"{fn.__module__}.{fn.__qualname__}",
-                   tuple(sorted(kwargs.items())))
+    return _cached()(settings().database_url, f"{fn.__module__}.{fn.__qualname__}",
+                     tuple(sorted(kwargs.items())))
 
 
 def clear_after_write() -> None:
     """Drop every cached read so the next render shows the write."""
-    _cached.clear()
+    _cached().clear()

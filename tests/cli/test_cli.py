@@ -121,6 +121,15 @@ def test_hostile_plan_files_get_the_report_and_exit_1(run, tmp_path, prefix, exp
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("value", ["365", "0", "abc"])
+def test_a_bad_setting_stops_every_command_with_its_name_and_range(run, value):
+    result = run("plan", "validate", str(ROOT / "plan" / "90-day-plan.yaml"),
+                 env={"LOCKSTEP_SHARE_LINK_DAYS": value})
+    assert result.returncode == 2
+    assert f"error: LOCKSTEP_SHARE_LINK_DAYS='{value}'" in result.stderr
+    assert "from 1 to 90" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_demo_is_deterministic_and_if_empty_is_a_no_op(run):
     run("db", "upgrade")
     run("plan", "sync", str(ROOT / "plan" / "90-day-plan.yaml"))
