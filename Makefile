@@ -26,9 +26,16 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# The audit log's MAC key (docs/security.md): kept in a file outside the database, made on first run.
+AUDIT_KEY_FILE ?= $(CURDIR)/data/audit.key
+setup run: export LOCKSTEP_AUDIT_KEY_FILE ?= $(AUDIT_KEY_FILE)
+
 ## Migrate, sync the plan, load demo data when the database has no tenants, close ended weeks.
 setup: install
 	mkdir -p data
+	@test -n "$$LOCKSTEP_AUDIT_KEY" || test -s "$$LOCKSTEP_AUDIT_KEY_FILE" || { \
+		(umask 077 && $(BIN)/python -c "import secrets; print(secrets.token_hex(32))" > "$$LOCKSTEP_AUDIT_KEY_FILE") \
+		&& echo "made the audit key $$LOCKSTEP_AUDIT_KEY_FILE (keep a copy away from the database)"; }
 	$(BIN)/python -m lockstep db upgrade
 	$(BIN)/python -m lockstep plan sync $(PLAN)
 	$(BIN)/python -m lockstep demo --if-empty --tenants $(DEMO_TENANTS) --seed $(DEMO_SEED)

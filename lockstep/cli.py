@@ -67,6 +67,15 @@ def cmd_db_upgrade(args) -> int:
     return EXIT_OK
 
 
+def cmd_db_grant_app_role(args) -> int:
+    from lockstep.migrate import grant_app_role
+
+    for sql in grant_app_role(_engine(), args.role):
+        print(sql)
+    print(f"role {args.role} may now run the app; on audit_log it may only INSERT and SELECT")
+    return EXIT_OK
+
+
 def cmd_db_backup(args) -> int:
     from lockstep.backup import backup_database
 
@@ -187,7 +196,8 @@ def cmd_audit_verify(args) -> int:
     with read_session(_engine()) as session:
         result = verify(session, expected_head=args.head)
     if result.ok:
-        print(f"audit log intact: {result.checked} entries, head {result.head}")
+        keyed = f"{result.keyed} with a valid MAC" if result.keyed else "none with a MAC: no audit key in use"
+        print(f"audit log intact: {result.checked} entries ({keyed}), head {result.head}")
         return EXIT_OK
     print(f"audit log BROKEN after {result.checked} good entries: {result.problem}", file=sys.stderr)
     return EXIT_INVALID
@@ -393,6 +403,12 @@ def build_parser() -> argparse.ArgumentParser:
     up = db.add_parser("upgrade", help="apply migrations (default: to the newest)")
     up.add_argument("revision", nargs="?", default="head")
     up.set_defaults(func=cmd_db_upgrade)
+    grant = db.add_parser(
+        "grant-app-role",
+        help="PostgreSQL: let ROLE run the app, with INSERT and SELECT only on the audit log (run as owner)",
+    )
+    grant.add_argument("role", help="an existing PostgreSQL role the app connects as (not the owner)")
+    grant.set_defaults(func=cmd_db_grant_app_role)
     bak = db.add_parser(
         "backup", help="write a consistent backup while the app runs (see README: operations)"
     )

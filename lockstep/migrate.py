@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import Engine, text
 
 from lockstep.config import ROOT
+from lockstep.errors import NotFoundError, ValidationError
 
 
 def alembic_config(url: str) -> Config:
@@ -38,3 +42,45 @@ def database_revision(connection) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
     return MigrationContext.configure(connection).get_current_revision()
+
+
+# Tables the app only appends to and reads: no UPDATE, DELETE or TRUNCATE for the app role.
+APPEND_ONLY_TABLES = ("audit_log",)
+_ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def grant_app_role(engine: Engine, role: str) -> list[str]:
+    """PostgreSQL: let `role` run the app (read and write) but only INSERT and SELECT on the audit log.
+
+    Run as the database's owner (who created the tables with `db upgrade`); the app then
+    connects as `role`. A table's owner keeps every right on it, so the app must not connect
+    as the owner. Returns the statements run.
+    """
+    if engine.dialect.name != "postgresql":
+        raise ValidationError(
+            "db grant-app-role is for PostgreSQL; on SQLite whoever can write the database file can "
+            "change every table, so protect the file and keep the audit key outside it (docs/security.md)"
+        )
+    if not _ROLE_NAME.match(role):
+        raise ValidationError(
+            f"role {role!r} is not a plain PostgreSQL role name (lower-case letters, digits and _)"
+        )
+    with engine.begin() as conn:
+        if not conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).scalar():
+            raise NotFoundError(
+                f"there is no PostgreSQL role {role!r}: CREATE ROLE {role} LOGIN PASSWORD '…' first"
+            )
+        schema = conn.execute(text("SELECT current_schema()")).scalar_one()
+        database = conn.execute(text("SELECT current_database()")).scalar_one()
+        statements = [
+            f'GRANT CONNECT, TEMPORARY ON DATABASE "{database}" TO {role}',
+            f'GRANT USAGE ON SCHEMA "{schema}" TO {role}',
+            f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO {role}',
+            f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA "{schema}" TO {role}',
+            # Schema changes are the owner's (`db upgrade`), not the app's.
+            f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON alembic_version FROM {role}",
+            *(f"REVOKE UPDATE, DELETE, TRUNCATE ON {t} FROM {role}" for t in APPEND_ONLY_TABLES),
+        ]
+        for sql in statements:
+            conn.execute(text(sql))
+    return statements

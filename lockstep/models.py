@@ -344,6 +344,8 @@ class AuditEntry(Base):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # HMAC-SHA256 of hash under the audit key (kept outside the database); NULL when written without one.
+    mac: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (Index("ix_audit_log_entity", "entity_type", "entity_id"),)
 

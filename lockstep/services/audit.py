@@ -1,21 +1,49 @@
-"""The hash-chained audit log: append inside the caller's transaction, verify the chain."""
+"""The hash-chained audit log: append inside the caller's transaction, verify the chain.
+
+The hash chain shows an entry edited, removed or reordered, but anyone who can write to the
+database can also append an entry with a correctly recomputed hash, or empty the log. So
+each entry also carries a MAC: HMAC-SHA256 of its hash under the audit key, which lives
+outside the database (LOCKSTEP_AUDIT_KEY or LOCKSTEP_AUDIT_KEY_FILE). Once entries carry
+a MAC, `verify` passes only with the key, and an entry without a valid MAC after a keyed
+one is reported as written outside Lockstep. Entries written before the key was set keep
+no MAC and are checked by their hashes alone. An empty log in a database that holds data
+is reported as emptied. Without a key, entries are written unkeyed and a warning is logged.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import logging
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lockstep.clock import utcnow
+from lockstep.config import get_settings
 from lockstep.logs import log_on_commit
-from lockstep.models import AuditEntry, AuditHead
+from lockstep.models import AuditEntry, AuditHead, PlanItem, Tenant, User
 from lockstep.permissions import Actor
 
 GENESIS = "0" * 64
+_FROM_SETTINGS: Any = object()
+
+
+def entry_mac(key: bytes, entry_hash_hex: str) -> str:
+    """HMAC-SHA256 of an entry's hash under the audit key (the hash already covers content and chain)."""
+    return hmac.new(key, entry_hash_hex.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+@cache
+def _warn_unkeyed() -> None:
+    logging.getLogger("lockstep.audit").warning(
+        "LOCKSTEP_AUDIT_KEY is not set: audit entries are written without a MAC, so an entry appended "
+        "directly in the database cannot be told from a real one (see docs/security.md)"
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -95,6 +123,10 @@ def append(
         before=entry.before,
         after=entry.after,
     )
+    key = get_settings().audit_key
+    if key is None:
+        _warn_unkeyed()
+    entry.mac = entry_mac(key, entry.hash) if key is not None else None
     session.add(entry)
     head.last_id, head.hash = entry.id, entry.hash
     session.flush()
@@ -114,7 +146,8 @@ def append(
 class VerifyResult:
     """Outcome of a chain check: ok, entries checked, the newest good hash, the first problem.
 
-    `bad_id` is the id of the first entry that is wrong or missing (None when ok).
+    `bad_id` is the id of the first entry that is wrong or missing (None when ok); `keyed`
+    and `unkeyed` count the entries checked with and without a MAC.
     """
 
     ok: bool
@@ -122,19 +155,32 @@ class VerifyResult:
     head: str
     problem: str = ""
     bad_id: int | None = None
+    keyed: int = 0
+    unkeyed: int = 0
 
 
-def verify(session: Session, *, expected_head: str | None = None, batch: int = 5000) -> VerifyResult:
-    """Walk the chain in id order; report the first edited, missing, reordered or cut-off entry.
+def verify(
+    session: Session,
+    *,
+    expected_head: str | None = None,
+    key: bytes | None = _FROM_SETTINGS,
+    batch: int = 5000,
+) -> VerifyResult:
+    """Walk the chain in id order; report the first edited, missing, reordered, forged or cut-off entry.
 
     Without `expected_head` a tail cut off together with a rewritten head row cannot be
     seen; pass a head hash kept outside the database (`audit head`) to catch that too.
+    `key` is the audit key (default: from the settings); entries with a MAC need it.
     """
+    if key is _FROM_SETTINGS:
+        key = get_settings().audit_key
     prev, expected_id, checked = GENESIS, 1, 0
     last_id = 0
+    keyed = unkeyed = 0
+    first_keyed: int | None = None
 
     def broken(bad_id: int, problem: str) -> VerifyResult:
-        return VerifyResult(False, checked, prev, problem, bad_id)
+        return VerifyResult(False, checked, prev, problem, bad_id, keyed, unkeyed)
 
     while True:
         rows = (
@@ -166,6 +212,29 @@ def verify(session: Session, *, expected_head: str | None = None, batch: int = 5
             )
             if recomputed != e.hash:
                 return broken(e.id, f"entry {e.id} was edited (its content does not match its hash)")
+            if e.mac is None:
+                if first_keyed is not None:
+                    return broken(
+                        e.id,
+                        f"entry {e.id} has no MAC although entries from {first_keyed} on have one: "
+                        "it was written outside Lockstep (or its MAC was removed)",
+                    )
+                unkeyed += 1
+            else:
+                if key is None:
+                    return broken(
+                        e.id,
+                        f"entries from {e.id} on carry a MAC and no audit key was given: set "
+                        "LOCKSTEP_AUDIT_KEY (or LOCKSTEP_AUDIT_KEY_FILE) to the key they were written with",
+                    )
+                if not hmac.compare_digest(e.mac, entry_mac(key, e.hash)):
+                    return broken(
+                        e.id,
+                        f"entry {e.id} has no valid MAC: it was not written with the audit key "
+                        "(forged or appended outside Lockstep, or the key given is not the one in use)",
+                    )
+                first_keyed = e.id if first_keyed is None else first_keyed
+                keyed += 1
             prev, expected_id, checked = e.hash, e.id + 1, checked + 1
         last_id = rows[-1].id
         session.expunge_all()
@@ -178,6 +247,9 @@ def verify(session: Session, *, expected_head: str | None = None, batch: int = 5
         )
     if head is None and checked:
         return broken(expected_id, "the head row is missing: the log may have been cut off the end")
+    if not checked and (held := _data_held(session)):
+        return broken(1, f"the audit log is empty but the database holds {held}: every write is audited, "
+                         "so the log was emptied")
     if expected_head and expected_head != prev:
         known = session.execute(select(AuditEntry.id).where(AuditEntry.hash == expected_head)).scalar()
         if known is None:
@@ -186,4 +258,14 @@ def verify(session: Session, *, expected_head: str | None = None, batch: int = 5
                 f"the kept head {expected_head[:12]}… is not in the log: entries after entry "
                 f"{expected_id - 1} were cut off or rewritten",
             )
-    return VerifyResult(True, checked, prev)
+    return VerifyResult(True, checked, prev, keyed=keyed, unkeyed=unkeyed)
+
+
+def _data_held(session: Session) -> str:
+    """'N tenants, M users and K plan items' for whichever of them the database holds, else ''."""
+    counts = [
+        (session.scalar(select(func.count()).select_from(model)) or 0, noun)
+        for model, noun in ((Tenant, "tenants"), (User, "users"), (PlanItem, "plan items"))
+    ]
+    parts = [f"{n:,} {noun}" for n, noun in counts if n]
+    return ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1] if parts else ""

@@ -1,0 +1,30 @@
+"""audit MAC: a nullable mac column on audit_log (HMAC-SHA256 of each entry's hash)
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-02 03:15:00
+
+Entries already in the log keep mac NULL: they stay verifiable by their hashes, and
+lockstep.services.audit.verify accepts them as written before the key was set. Every entry
+written with LOCKSTEP_AUDIT_KEY set carries a MAC. Downgrade drops the column (and so the
+MACs): the chain itself is untouched.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0006"
+down_revision: str | Sequence[str] | None = "0005"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.add_column("audit_log", sa.Column("mac", sa.String(length=64), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("audit_log") as batch:
+        batch.drop_column("mac")
