@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from lockstep.clock import utcnow
 from lockstep.config import get_settings
-from lockstep.logs import log_on_commit
+from lockstep.logs import log_event, log_on_commit
 from lockstep.models import AuditEntry, AuditHead, PlanItem, Tenant, User
 from lockstep.permissions import Actor
 
@@ -40,9 +40,11 @@ def entry_mac(key: bytes, entry_hash_hex: str) -> str:
 
 @cache
 def _warn_unkeyed() -> None:
-    logging.getLogger("lockstep.audit").warning(
-        "LOCKSTEP_AUDIT_KEY is not set: audit entries are written without a MAC, so an entry appended "
-        "directly in the database cannot be told from a real one (see docs/security.md)"
+    log_event(
+        "audit_key_missing",
+        level=logging.WARNING,
+        detail="LOCKSTEP_AUDIT_KEY is not set: audit entries are written without a MAC, so an entry "
+        "appended directly in the database cannot be told from a real one (see docs/security.md)",
     )
 
 
