@@ -81,6 +81,10 @@ def grant_app_role(engine: Engine, role: str) -> list[str]:
             f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON alembic_version FROM {role}",
             *(f"REVOKE UPDATE, DELETE, TRUNCATE ON {t} FROM {role}" for t in APPEND_ONLY_TABLES),
         ]
+        # Row-level security (migration 0006): the app sets LOCAL ROLE lockstep_app for a
+        # manager's transactions, which needs membership.
+        if conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = 'lockstep_app'")).scalar():
+            statements.append(f"GRANT lockstep_app TO {role}")
         for sql in statements:
             conn.execute(text(sql))
     return statements

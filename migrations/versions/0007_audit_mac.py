@@ -1,13 +1,14 @@
 """audit MAC: a nullable mac column on audit_log (HMAC-SHA256 of each entry's hash)
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-02 03:15:00
 
 Entries already in the log keep mac NULL: they stay verifiable by their hashes, and
 lockstep.services.audit.verify accepts them as written before the key was set. Every entry
 written with LOCKSTEP_AUDIT_KEY set carries a MAC. Downgrade drops the column (and so the
-MACs): the chain itself is untouched.
+MACs): the chain itself is untouched. (On PostgreSQL the app's role lockstep_app may already
+only INSERT into audit_log, from 0006; `db grant-app-role` gives a login role the same limit.)
 """
 
 from collections.abc import Sequence
@@ -15,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | Sequence[str] | None = "0005"
+revision: str = "0007"
+down_revision: str | Sequence[str] | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
