@@ -1,4 +1,4 @@
-"""Migration 0007 (audit MAC): entries written before it stay verifiable; downgrade keeps the chain."""
+"""Migration 0008 (audit MAC): entries written before it stay verifiable; downgrade keeps the chain."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from lockstep.permissions import SYSTEM
 from lockstep.services import audit
 
 
-def test_entries_from_before_0007_verify_after_it_and_a_keyed_log_survives_downgrade(db_url, monkeypatch):
-    downgrade(db_url, "0006")
+def test_entries_from_before_0008_verify_after_it_and_a_keyed_log_survives_downgrade(db_url, monkeypatch):
+    downgrade(db_url, "0007")
     eng = make_engine(db_url)
     try:
-        with eng.begin() as conn:  # an entry as 0006 stored it, without the mac column
+        with eng.begin() as conn:  # an entry as 0007 stored it, without the mac column
             digest = audit.entry_hash(audit.GENESIS, id=1, at=datetime(2020, 4, 1),
                                       actor="system", action="test.write", entity_type="thing",
                                       entity_id="1", before=None, after=None)
@@ -35,7 +35,7 @@ def test_entries_from_before_0007_verify_after_it_and_a_keyed_log_survives_downg
             result = audit.verify(s)
         assert result.ok and (result.unkeyed, result.keyed) == (1, 1)
         eng.dispose()
-        downgrade(db_url, "0006")
+        downgrade(db_url, "0007")
         eng = make_engine(db_url)
         assert "mac" not in {c["name"] for c in inspect(eng).get_columns("audit_log")}
         with read_session(eng) as s:
