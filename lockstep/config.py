@@ -20,6 +20,8 @@ DEFAULT_PLAN_DIR = ROOT / "plan"
 # Ranges of the numeric settings: (lowest, highest, unit).
 CACHE_TTL_RANGE = (1, 86_400, "seconds")
 SHARE_LINK_DAYS_RANGE = (1, 90, "days")  # lockstep.services.share_links.MAX_DAYS is the top
+SESSION_IDLE_HOURS_RANGE = (1, 720, "hours")
+SESSION_DAYS_RANGE = (1, 90, "days")
 AS_OF_RANGE = (date(2000, 1, 1), date(2100, 12, 31))
 ENVIRONMENTS = ("production", "development", "test")  # test: the test suite's servers
 AUDIT_KEY_MIN_CHARS = 32
@@ -52,6 +54,15 @@ class Settings:
     smtp_starttls: bool = False
     # The key of the audit log's MACs (LOCKSTEP_AUDIT_KEY or LOCKSTEP_AUDIT_KEY_FILE); kept out of repr.
     audit_key: bytes | None = field(default=None, repr=False)
+    # A signed-in browser's server-side session ends after this long without a page run...
+    session_idle_hours: int = 8
+    # ...and this long after sign-in, however busy.
+    session_days: int = 7
+
+    @property
+    def secure_cookies(self) -> bool:
+        """True when the public address is https: cookies then carry the Secure flag."""
+        return self.public_url.startswith("https://")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -67,6 +78,8 @@ class Settings:
         for name, attr, bounds in (
             ("LOCKSTEP_CACHE_TTL", "cache_ttl_seconds", CACHE_TTL_RANGE),
             ("LOCKSTEP_SHARE_LINK_DAYS", "share_link_days", SHARE_LINK_DAYS_RANGE),
+            ("LOCKSTEP_SESSION_IDLE_HOURS", "session_idle_hours", SESSION_IDLE_HOURS_RANGE),
+            ("LOCKSTEP_SESSION_DAYS", "session_days", SESSION_DAYS_RANGE),
         ):
             if (raw := env.get(name)) is not None and raw.strip():
                 kwargs[attr] = _whole_number(name, raw, bounds)

@@ -66,6 +66,34 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
+class UserSession(Base):
+    """A signed-in browser; only the SHA-256 of its cookie token (or one-time hand-off code) is stored."""
+
+    __tablename__ = "user_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    method: Mapped[str] = mapped_column(String(16))
+    client_address: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    # NULL until the browser traded the hand-off code for its cookie.
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    ended_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class SignInFailure(Base):
+    """One failed or refused sign-in from a client address (the per-address throttle counts these)."""
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = (Index("ix_sign_in_failures_address_at", "address", "at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    address: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class Program(Base):
     """The program the plan describes (one row per plan file)."""
 

@@ -1,4 +1,11 @@
-"""Users and roles: add, change role, deactivate, set and check passwords (argon2)."""
+"""Users and roles: add, change role, deactivate, reactivate, unlock, set and check passwords (argon2).
+
+A role change, a deactivation and a new password end every server-side session of that
+user in the same transaction (revoke_sessions_for_user), so nobody keeps acting on the old
+terms from a browser that was already signed in. The last active admin can be neither
+demoted nor deactivated; the admin rows are locked while that is decided, so two admins
+demoting each other at once cannot both succeed.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,7 @@ import re
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lockstep.clock import utcnow
@@ -14,6 +21,7 @@ from lockstep.errors import NotFoundError, ValidationError
 from lockstep.models import ROLES, User
 from lockstep.permissions import Actor, require
 from lockstep.services import audit
+from lockstep.services.sessions import revoke_sessions_for_user
 
 MIN_PASSWORD_LENGTH = 10
 # Deliberately loose: one @, no spaces, a dot in the domain. Deliverability is not our job.
@@ -75,9 +83,16 @@ def _existing(session: Session, email: str) -> User:
 
 
 def _active_admins(session: Session) -> int:
-    return session.scalar(
-        select(func.count()).select_from(User).where(User.role == "admin", User.is_active.is_(True))
-    )
+    # FOR UPDATE on the admin rows (PostgreSQL; SQLite's write session holds the whole
+    # database): a concurrent demotion waits, then counts what this one left.
+    ids = session.scalars(
+        select(User.id).where(User.role == "admin", User.is_active.is_(True)).with_for_update()
+    ).all()
+    return len(ids)
+
+
+def _end_sessions(session: Session, user: User, reason: str) -> int:
+    return revoke_sessions_for_user(session=session, user_id=user.id, reason=reason, now=utcnow())
 
 
 def add_user(
@@ -136,8 +151,10 @@ def set_role(*, session: Session, actor: Actor, email: str, role: str) -> User:
     before = user.role
     user.role = role
     session.flush()
+    ended = _end_sessions(session, user, "role changed")
     audit.append(
-        session, actor, "user.set_role", "user", user.email, before={"role": before}, after={"role": role}
+        session, actor, "user.set_role", "user", user.email,
+        before={"role": before}, after={"role": role, "sessions_ended": ended},
     )
     return user
 
@@ -152,6 +169,7 @@ def deactivate_user(*, session: Session, actor: Actor, email: str) -> User:
         raise ValidationError(f"{user.email} is the last active admin; make someone else admin first")
     user.is_active = False
     session.flush()
+    ended = _end_sessions(session, user, "deactivated")
     audit.append(
         session,
         actor,
@@ -159,7 +177,36 @@ def deactivate_user(*, session: Session, actor: Actor, email: str) -> User:
         "user",
         user.email,
         before={"active": True},
-        after={"active": False},
+        after={"active": False, "sessions_ended": ended},
+    )
+    return user
+
+
+def reactivate_user(*, session: Session, actor: Actor, email: str) -> User:
+    """Let a deactivated user sign in again (with the password and role they had)."""
+    require(actor, "user.manage")
+    user = _existing(session, email)
+    if user.is_active:
+        return user
+    user.is_active = True
+    session.flush()
+    audit.append(
+        session, actor, "user.reactivate", "user", user.email,
+        before={"active": False}, after={"active": True},
+    )
+    return user
+
+
+def unlock_user(*, session: Session, actor: Actor, email: str) -> User:
+    """Clear a user's failed sign-ins and lock-out, so the next right password gets in at once."""
+    require(actor, "user.manage")
+    user = _existing(session, email)
+    before = {"failures": user.failed_logins or 0, "locked_until": user.locked_until}
+    user.failed_logins, user.locked_until = 0, None
+    session.flush()
+    audit.append(
+        session, actor, "user.unlock", "user", user.email,
+        before=before, after={"failures": 0, "locked_until": None},
     )
     return user
 
@@ -173,7 +220,11 @@ def set_password(*, session: Session, actor: Actor, email: str, password: str) -
     user.failed_logins = 0
     user.locked_until = None
     session.flush()
-    audit.append(session, actor, "user.set_password", "user", user.email, after={"password": "changed"})
+    ended = _end_sessions(session, user, "password changed")
+    audit.append(
+        session, actor, "user.set_password", "user", user.email,
+        after={"password": "changed", "sessions_ended": ended},
+    )
     return user
 
 
@@ -185,7 +236,9 @@ __all__ = [
     "get_user",
     "hash_password",
     "normalize_email",
+    "reactivate_user",
     "set_password",
     "set_role",
+    "unlock_user",
     "verify_password",
 ]

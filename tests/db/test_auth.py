@@ -103,13 +103,34 @@ def test_the_delay_doubles_with_each_failure_and_no_attempt_is_checked_inside_it
         u = _user(users)
         assert u.failed_logins == n
         assert u.locked_until == at + timedelta(seconds=2 ** (n - 1))
-        # Even the right password is refused before the not-before time, and does not count.
-        assert _fail(users, PASSWORD, at=u.locked_until - timedelta(milliseconds=1)) == SIGN_IN_FAILED
-        assert _user(users).failed_logins == n
         at = u.locked_until
     assert _attempt(users, PASSWORD, at=at).email == EMAIL
     u = _user(users)
     assert (u.failed_logins, u.locked_until) == (0, None)
+
+
+def test_an_attempt_inside_the_back_off_is_refused_unchecked_and_counts(users):
+    _fail(users, at=T0)
+    # Even the right password is refused before the not-before time, and counts as a failure.
+    assert _fail(users, PASSWORD, at=T0 + timedelta(milliseconds=500)) == SIGN_IN_FAILED
+    u = _user(users)
+    assert u.failed_logins == 2
+    assert u.locked_until == T0 + timedelta(milliseconds=500) + delay_after(2)
+    entry = _audit(users)[-1]
+    assert (entry.action, entry.after["reason"], entry.after["failures"]) == ("auth.locked", "back-off", 2)
+
+
+def test_six_quick_wrong_guesses_then_the_right_password_is_locked_out(users):
+    start = _last_id(users)
+    for i in range(6):
+        _fail(users, at=T0 + timedelta(milliseconds=100 * i))
+    assert _fail(users, PASSWORD, at=T0 + timedelta(seconds=1)) == SIGN_IN_FAILED
+    u = _user(users)
+    assert u.failed_logins == 7
+    assert u.locked_until >= T0 + LOCKOUT
+    actions = [e.action for e in _audit(users, start)]
+    assert actions == ["auth.sign_in_failed"] + ["auth.locked"] * 6
+    assert "auth.sign_in" not in actions
 
 
 def test_after_max_failures_the_account_is_locked_for_the_lockout(users):
@@ -122,13 +143,15 @@ def test_after_max_failures_the_account_is_locked_for_the_lockout(users):
     assert u.failed_logins == MAX_FAILURES
     assert u.locked_until - locked_at == timedelta(minutes=15)
     start = _last_id(users)
-    _fail(users, PASSWORD, at=locked_at + LOCKOUT - timedelta(seconds=1))
+    # The right password a second before the lock ends: refused, counted, and the lock runs on.
+    last_try = locked_at + LOCKOUT - timedelta(seconds=1)
+    _fail(users, PASSWORD, at=last_try)
     [entry] = _audit(users, start)
-    assert entry.action == "auth.locked" and entry.after["failures"] == MAX_FAILURES
-    # One more failure after the lock-out ends locks it again at once.
-    _fail(users, at=locked_at + LOCKOUT)
-    assert _user(users).locked_until == locked_at + 2 * LOCKOUT
-    assert _attempt(users, PASSWORD, at=locked_at + 2 * LOCKOUT).role == "account_manager"
+    assert entry.action == "auth.locked" and entry.after["failures"] == MAX_FAILURES + 1
+    assert _user(users).locked_until == last_try + LOCKOUT
+    # Once a whole lock-out passes without attempts, the right password gets in and clears it.
+    assert _attempt(users, PASSWORD, at=last_try + LOCKOUT).role == "account_manager"
+    assert (_user(users).failed_logins, _user(users).locked_until) == (0, None)
 
 
 def test_an_admin_resetting_the_password_lifts_the_lock(users):
