@@ -42,7 +42,7 @@ setup: install
 	$(BIN)/python -m lockstep snapshot backfill
 
 run: setup
-	$(BIN)/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) --server.headless true
+	$(BIN)/streamlit run serve.py --server.address 127.0.0.1 --server.port $(PORT) --server.headless true
 
 ## The HTTP API (README, "The ingest API") on the same database as `make run`: migrate, then serve.
 api: install

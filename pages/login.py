@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lockstep.ui.session import ACTOR, REFUSED, home_page, sign_in, sso_configured
+from lockstep.ui.session import ACTOR, REFUSED, SIGNING_IN, home_page, sign_in, sso_configured
 
 if (actor := st.session_state.get(ACTOR)) is not None:
     st.switch_page(home_page(actor))
@@ -16,6 +16,10 @@ with middle:
 
     if refused := st.session_state.get(REFUSED):
         st.error(refused)
+    if st.session_state.get(SIGNING_IN):
+        # The browser is on its way to the session route and back (a moment).
+        st.info("Signing you in…", icon=":material/login:")
+        st.stop()
 
     if sso_configured():
         if st.button("Sign in with single sign-on", type="primary", width="stretch", key="login_sso"):
@@ -33,4 +37,5 @@ with middle:
         if error:
             st.error(error)
         else:
-            st.rerun()
+            # No st.rerun(): it would drop the queued redirect to the session route.
+            st.info("Signing you in…", icon=":material/login:")

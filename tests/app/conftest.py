@@ -3,6 +3,13 @@
 The fixture database is the real thing: migrated, the shipped plan synced, the demo
 generator loaded with a small N and a fixed seed. Tests compare what a page shows with
 an independent SQL count on this database.
+
+Signing in is real too: `sign_in_as` opens a server-side session for a demo user (the
+same services the sign-in form uses) and makes this test's "browser" present its token.
+AppTest has no browser and cannot carry cookies (st.context.cookies is empty there), so
+the one function that reads the cookie, lockstep.ui.session.session_token, is replaced
+by one returning the token; everything after it (the database check, the binding to the
+Streamlit session) runs as in production.
 """
 
 from __future__ import annotations
@@ -13,9 +20,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lockstep.config import ROOT, get_settings
-from lockstep.db import make_engine
+from lockstep.db import make_engine, write_session
 from lockstep.migrate import upgrade
 from lockstep.permissions import Actor
+from lockstep.services import sessions
+from lockstep.services.auth import actor_for
+from lockstep.services.users import get_user
 
 DEMO_TENANTS = 400
 DEMO_SEED = 11
@@ -70,13 +80,44 @@ def demo_engine(demo_db_url):
     eng.dispose()
 
 
+def open_browser_session(engine, email: str, method: str = "password") -> str:
+    """A signed-in browser's cookie token for `email`: session opened, code traded, as in the app."""
+    with write_session(engine) as s:
+        user = get_user(session=s, email=email)
+        code = sessions.start_session(session=s, actor=actor_for(user), method=method)
+        return sessions.activate_session(session=s, code=code).token
+
+
 @pytest.fixture
-def open_page(demo_db_url):
+def browser_cookie(monkeypatch):
+    """browser_cookie(token or None): what this test's browser presents as its session cookie from now on."""
+
+    def _present(token: str | None) -> None:
+        monkeypatch.setattr("lockstep.ui.session.session_token", lambda: token)
+
+    _present(None)
+    return _present
+
+
+@pytest.fixture
+def sign_in_as(demo_engine, browser_cookie):
+    """sign_in_as(email) -> Actor: a real server-side session for that user, presented by this browser."""
+
+    def _sign_in(email: str) -> Actor:
+        browser_cookie(open_browser_session(demo_engine, email))
+        with write_session(demo_engine) as s:
+            return actor_for(get_user(session=s, email=email))
+
+    return _sign_in
+
+
+@pytest.fixture
+def open_page(demo_db_url, sign_in_as):
     """open_page(page_key, role) -> an AppTest that has rendered that page as that role."""
 
     def _open(page: str, role: str, *, timeout: float = 60) -> AppTest:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
-        at.session_state["actor"] = ACTORS[role]
+        sign_in_as(ACTORS[role].email)
         at.run()
         if page != "overview":
             at.switch_page(f"pages/{page}.py")

@@ -123,7 +123,7 @@ def app_url(e2e_db_url, tmp_path_factory) -> str:
     }
     env.pop("LOCKSTEP_DEMO_ROLE", None)
     cmd = [
-        sys.executable, "-m", "streamlit", "run", "app.py",
+        sys.executable, "-m", "streamlit", "run", "serve.py",
         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
     ]  # fmt: skip
