@@ -14,6 +14,7 @@ PAGES: dict[str, tuple[str, frozenset[str]]] = {
     "weekly": ("Weekly", frozenset({"admin", "security_lead", "executive"})),
     "customers": ("Customers", frozenset({"admin", "account_manager"})),
     "audit": ("Audit", frozenset({"admin"})),
+    "users": ("Users", frozenset({"admin"})),
 }
 
 # Pages outside the role table: sign-in (signed out) and a customer's share link (no account).

@@ -24,6 +24,7 @@ ICONS = {
     "weekly": ":material/calendar_month:",
     "customers": ":material/handshake:",
     "audit": ":material/policy:",
+    "users": ":material/group:",
 }
 LOGIN = str(ROOT / "pages" / "login.py")
 

@@ -24,6 +24,7 @@ import hmac
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -93,9 +94,14 @@ def current_actor() -> Actor:
     return actor
 
 
+def browser_cookies() -> Mapping[str, str]:
+    """The cookies this connection's browser sent (Streamlit reads them from the websocket handshake)."""
+    return st.context.cookies
+
+
 def session_token() -> str | None:
     """The session token in the cookies this connection's browser sent, if any."""
-    return st.context.cookies.get(session_cookie_name()) or None
+    return browser_cookies().get(session_cookie_name()) or None
 
 
 def client_address() -> str:
@@ -105,7 +111,8 @@ def client_address() -> str:
     only when the peer is a trusted proxy (FORWARDED_ALLOW_IPS, default 127.0.0.1); loopback
     (and AppTest) reads as None, counted together as "local".
     """
-    return st.context.ip_address or "local"
+    address = st.context.ip_address
+    return address if isinstance(address, str) and address else "local"
 
 
 def send_browser_to(url: str) -> None:
@@ -121,7 +128,8 @@ def send_browser_to(url: str) -> None:
 
 def _page_path() -> str:
     """The path of the page being shown (the sign-in form answers at every page's address)."""
-    return safe_next(urlsplit(st.context.url or "").path)
+    url = st.context.url
+    return safe_next(urlsplit(url).path if isinstance(url, str) else None)
 
 
 def _forget(*, keep: tuple[str, ...] = ()) -> None:
@@ -177,7 +185,7 @@ def _automatic_sign_in() -> None:
             return
         _trusted(str(st.user.get("email") or ""), "sso")
         return
-    if (role := demo_role()) and not st.context.cookies.get(SIGNED_OUT_COOKIE):
+    if (role := demo_role()) and not browser_cookies().get(SIGNED_OUT_COOKIE):
         from lockstep.demo import DEMO_USERS
 
         email = next((e for e, r, _ in DEMO_USERS if r == role), None)

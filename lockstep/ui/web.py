@@ -95,7 +95,7 @@ def start_session_cookie(request: Request) -> Response:
             "LOCKSTEP_PUBLIC_URL.",
             status_code=400,
         ))
-    with write_session(get_engine()) as session:
+    with write_session(get_engine(settings.database_url)) as session:
         activated = activate_session(session=session, code=request.query_params.get("code", ""))
     response = _no_store(RedirectResponse(safe_next(request.query_params.get("next")), status_code=303))
     if activated is not None:

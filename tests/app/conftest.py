@@ -7,9 +7,9 @@ an independent SQL count on this database.
 Signing in is real too: `sign_in_as` opens a server-side session for a demo user (the
 same services the sign-in form uses) and makes this test's "browser" present its token.
 AppTest has no browser and cannot carry cookies (st.context.cookies is empty there), so
-the one function that reads the cookie, lockstep.ui.session.session_token, is replaced
-by one returning the token; everything after it (the database check, the binding to the
-Streamlit session) runs as in production.
+the one function that reads cookies, lockstep.ui.session.browser_cookies, is replaced by
+one returning this test's cookies; everything after it (the database check, the binding
+to the Streamlit session) runs as in production.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from lockstep.permissions import Actor
 from lockstep.services import sessions
 from lockstep.services.auth import actor_for
 from lockstep.services.users import get_user
+from lockstep.ui.web import session_cookie_name
 
 DEMO_TENANTS = 400
 DEMO_SEED = 11
@@ -92,8 +93,11 @@ def open_browser_session(engine, email: str, method: str = "password") -> str:
 def browser_cookie(monkeypatch):
     """browser_cookie(token or None): what this test's browser presents as its session cookie from now on."""
 
-    def _present(token: str | None) -> None:
-        monkeypatch.setattr("lockstep.ui.session.session_token", lambda: token)
+    def _present(token: str | None, **others: str) -> None:
+        def cookies() -> dict[str, str]:
+            return {**others, **({session_cookie_name(): token} if token else {})}
+
+        monkeypatch.setattr("lockstep.ui.session.browser_cookies", cookies)
 
     _present(None)
     return _present

@@ -12,8 +12,8 @@ from lockstep.access import may_open
 from lockstep.config import ROOT
 from lockstep.db import write_session
 from lockstep.models import ROLES
-from lockstep.permissions import Actor
 from lockstep.services import audit
+from tests.app.conftest import ACTORS
 
 HOSTILE = {"name": "<script>alert(1)</script>", "html": "<img src=x onerror=alert(1)>"}
 
@@ -112,9 +112,9 @@ def test_before_and_after_are_json_text_never_markup(busy_log, open_page):
 
 
 @pytest.mark.parametrize("role", [r for r in ROLES if not may_open(r, "audit")])
-def test_other_roles_cannot_open_it(demo_db_url, role):
+def test_other_roles_cannot_open_it(sign_in_as, role):
     at = AppTest.from_file(str(ROOT / "pages" / "audit.py"), default_timeout=60)
-    at.session_state["actor"] = Actor(f"{role}@lockstep.example", role)
+    sign_in_as(ACTORS[role].email)
     at.run()
     assert not at.exception
     assert not at.dataframe and not at.success

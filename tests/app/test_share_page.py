@@ -14,6 +14,7 @@ from lockstep.db import write_session
 from lockstep.permissions import SYSTEM, Actor
 from lockstep.services.notes import add_note
 from lockstep.services.share_links import create_share_link, revoke_share_link
+from tests.app.conftest import ACTORS
 
 SCRIPT_NAME = "<script>alert(1)</script> Security"
 IMG_NOTE = '<img src=x onerror="alert(document.cookie)"> see [this](javascript:alert(1))'
@@ -35,12 +36,10 @@ def make_link(engine, external_id: str, actor: Actor = SYSTEM, **kw) -> tuple[in
     return link.id, token
 
 
-def open_share(token: str | None, actor: Actor | None = None) -> AppTest:
+def open_share(token: str | None) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     if token is not None:
         at.query_params["token"] = token
-    if actor is not None:
-        at.session_state["actor"] = actor
     return at.run()
 
 
@@ -84,10 +83,11 @@ def test_a_live_link_shows_its_tenant_and_numbers_that_match_sql(demo_engine):
     assert not any(other_id in shown for _, other_id in others)
 
 
-def test_signed_in_visitors_get_the_share_page_alone_too(demo_engine):
+def test_signed_in_visitors_get_the_share_page_alone_too(demo_engine, sign_in_as):
     ext = tenant_where(demo_engine, "1 = 1")
     _, token = make_link(demo_engine, ext)
-    at = open_share(token, actor=Actor("admin@lockstep.example", "admin"))
+    sign_in_as("admin@lockstep.example")
+    at = open_share(token)
     assert not at.exception
     assert_nothing_but_the_page(at)
     assert at.metric
@@ -160,19 +160,19 @@ share_link_panel(TENANT)
 """
 
 
-def panel(ext: str, actor: Actor) -> AppTest:
+def panel(ext: str, email: str, sign_in_as) -> AppTest:
+    """The panel for tenant `ext`, in a browser signed in as `email` (tests/app/conftest.py)."""
     at = AppTest.from_string(PANEL.replace("TENANT", repr(ext)), default_timeout=60)
-    at.session_state["actor"] = actor
+    sign_in_as(email)
     return at.run()
 
 
-def test_the_panel_creates_shows_once_lists_and_revokes(demo_engine, monkeypatch):
+def test_the_panel_creates_shows_once_lists_and_revokes(demo_engine, monkeypatch, sign_in_as):
     monkeypatch.setenv("LOCKSTEP_PUBLIC_URL", "https://lockstep.example.com/")
     get_settings.cache_clear()
     ext, manager = sql(demo_engine, "SELECT external_id, account_manager FROM tenants "
                        "WHERE account_manager LIKE 'dana%' ORDER BY id LIMIT 1")[0]
-    dana = Actor(manager, "account_manager")
-    at = panel(ext, dana)
+    at = panel(ext, manager, sign_in_as)
     assert not at.exception, at.exception
     assert at.caption[-1].value == "No share links for this tenant yet."
     at.number_input(key=f"share_{ext}_days").set_value(3)
@@ -197,17 +197,17 @@ def test_the_panel_creates_shows_once_lists_and_revokes(demo_engine, monkeypatch
 
 
 @pytest.mark.parametrize("role", ["security_lead", "executive"])
-def test_the_panel_is_empty_for_roles_that_may_not_share(demo_engine, role):
+def test_the_panel_is_empty_for_roles_that_may_not_share(demo_engine, sign_in_as, role):
     ext = tenant_where(demo_engine, "1 = 1")
-    at = panel(ext, Actor(f"{role}@lockstep.example", role))
+    at = panel(ext, ACTORS[role].email, sign_in_as)
     assert not at.exception
     assert not at.button and not at.dataframe and not at.markdown
 
 
-def test_the_panel_refuses_another_managers_tenant(demo_engine):
+def test_the_panel_refuses_another_managers_tenant(demo_engine, sign_in_as):
     ext, manager = sql(demo_engine, "SELECT external_id, account_manager FROM tenants "
                        "WHERE account_manager NOT LIKE 'dana%' ORDER BY id LIMIT 1")[0]
-    at = panel(ext, Actor("dana.lee@lockstep.example", "account_manager"))
+    at = panel(ext, "dana.lee@lockstep.example", sign_in_as)
     at.button(key=f"share_{ext}_create").click().run()
     assert [e.value for e in at.error] == [f"no tenant '{ext}' among the tenants you manage"]
     assert not sql(demo_engine, "SELECT 1 FROM share_links")

@@ -91,7 +91,9 @@ def test_set_role_and_deactivate_are_audited(engine):
         actions = s.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
         assert actions == ["user.add", "user.set_role", "user.deactivate"]
         role_change = s.scalar(select(AuditEntry).where(AuditEntry.action == "user.set_role"))
-        assert (role_change.before, role_change.after) == ({"role": "account_manager"}, {"role": "executive"})
+        assert (role_change.before, role_change.after) == (
+            {"role": "account_manager"}, {"role": "executive", "sessions_ended": 0}
+        )
     with write_session(engine) as s, pytest.raises(ValidationError, match="role 'boss' does not exist"):
         set_role(session=s, actor=SYSTEM, email="dana.lee@lockstep.example", role="boss")
     with write_session(engine) as s, pytest.raises(NotFoundError, match="nobody@lockstep.example"):
