@@ -61,6 +61,11 @@ EXEMPT = {
     "auth.sign_in_trusted": "the identity provider proved who it is; only an existing, active user gets in",
     "auth.sign_out": "anyone may end their own session (audited)",
     "audit.append": "the audit chain itself; called by the writes after their require()",
+    "sessions.start_session": "part of signing in: opens the session of an actor authenticate() just proved",
+    "sessions.activate_session": "the browser trades its one-time code (proof of a sign-in) for its cookie",
+    "sessions.touch_session": "records that a valid session was used; changes nothing anyone decides on",
+    "sessions.end_expired_session": "marks a session the clock already ended (idle or past its lifetime)",
+    "sessions.revoke_sessions_for_user": "called by sign_out and by the user services after their require()",
     "rollout.rebuild_stage_counts": "recounts a derived table from current_state; "
     "called only from the import path after require('import.run')",
     "counts.counts_follow": "moves the derived counts around an import's own write, "
