@@ -234,13 +234,3 @@ def sign_out(*, session: Session, actor: Actor, now: datetime | None = None) -> 
         ended = revoke_sessions_for_user(session=session, user_id=actor.user_id, reason="signed out", now=now)
     audit.append(session, actor, "auth.sign_out", "user", actor.email, after={"sessions_ended": ended})
     return ended
-
-
-def still_valid(*, session: Session, actor: Actor) -> Actor | None:
-    """The actor as the database sees them now: current role, or None when deactivated or gone."""
-    if actor.user_id is None:
-        return actor
-    user = session.get(User, actor.user_id)
-    if user is None or not user.is_active:
-        return None
-    return actor_for(user)

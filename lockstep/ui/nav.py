@@ -54,7 +54,7 @@ def build_navigation():
     actor = signed_in_actor()
     if actor is None:
         # Any page's address shows the sign-in form, so after signing in the visitor lands
-        # where they were going (a reload starts a new, signed-out session).
+        # where they were going (the session route sends the browser back to this address).
         aliases = [_page(key, "Sign in", script=LOGIN, hidden=True) for key in (*PAGES, "login")]
         return st.navigation([_page("signin", "Sign in", default=True, script=LOGIN), *aliases],
                              position="hidden")

@@ -20,9 +20,8 @@ from lockstep.services.auth import (
     delay_after,
     sign_in_trusted,
     sign_out,
-    still_valid,
 )
-from lockstep.services.users import add_user, deactivate_user, set_password, set_role
+from lockstep.services.users import add_user, deactivate_user, set_password
 
 T0 = datetime(2020, 5, 1, 9, 0)
 EMAIL = "dana.lee@x.example"
@@ -201,18 +200,6 @@ def test_sign_out_is_audited(users):
         sign_out(session=s, actor=actor)
     entry = _audit(users)[-1]
     assert (entry.action, entry.actor) == ("auth.sign_out", EMAIL)
-
-
-def test_a_session_follows_role_changes_and_ends_when_the_user_is_deactivated(users):
-    actor = _attempt(users, PASSWORD, at=T0)
-    with write_session(users) as s:
-        set_role(session=s, actor=SYSTEM, email=EMAIL, role="executive")
-    with read_session(users) as s:
-        assert still_valid(session=s, actor=actor).role == "executive"
-    with write_session(users) as s:
-        deactivate_user(session=s, actor=SYSTEM, email=EMAIL)
-    with read_session(users) as s:
-        assert still_valid(session=s, actor=actor) is None
 
 
 @pytest.mark.parametrize(
