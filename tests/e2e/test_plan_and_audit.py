@@ -36,9 +36,11 @@ def test_lead_edit_survives_reload_and_shows_in_the_audit_log(new_page, app_url,
     page.get_by_test_id("stForm").get_by_role("button", name="Save").click()
     expect(page.get_by_text(f"Saved {item_id} (version {version + 1}).")).to_be_visible()
 
-    # A reload is a new session: sign in again; the item loads with the saved comment.
-    page.reload()
-    sign_in(page, app_url, "security_lead", path="plan")
+    # A reload is a new Streamlit session, still signed in (the session cookie): the item
+    # loads with the saved comment.
+    page.goto(f"{app_url}/plan")
+    signed_in = f"Signed in as {EMAILS['security_lead']}"
+    expect(page.get_by_test_id("stSidebar").get_by_text(signed_in)).to_be_visible()
     assert _open_plan_form(page) == (item_id, version + 1)
     expect(page.get_by_test_id("stForm").get_by_role("textbox", name="Comment")).to_have_value(comment)
     screenshot(page, "security_lead-plan-after-edit")
