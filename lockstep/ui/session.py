@@ -40,7 +40,14 @@ from lockstep.db import write_session
 from lockstep.permissions import Actor
 from lockstep.services import auth, sessions
 from lockstep.ui.data import engine, run_query
-from lockstep.ui.web import SIGNED_OUT_COOKIE, end_url, safe_next, session_cookie_name, start_url
+from lockstep.ui.web import (
+    SIGNED_OUT_COOKIE,
+    end_url,
+    home_path,
+    safe_next,
+    session_cookie_name,
+    start_url,
+)
 
 log = logging.getLogger(__name__)
 
@@ -126,10 +133,15 @@ def send_browser_to(url: str) -> None:
     ctx.enqueue(msg)
 
 
-def _page_path() -> str:
-    """The path of the page being shown (the sign-in form answers at every page's address)."""
+def _next_path(actor: Actor) -> str:
+    """Where the browser goes after sign-in: the page it asked for, if this role may open it; else home."""
+    # The sign-in form answers at every page's address, so that address is the page asked for.
     url = st.context.url
-    return safe_next(urlsplit(url).path if isinstance(url, str) else None)
+    path = safe_next(urlsplit(url).path if isinstance(url, str) else None)
+    key = path.rstrip("/").rsplit("/", 1)[-1]
+    if key and not (key in PAGES and may_open(actor.role, key)):
+        return home_path()
+    return path
 
 
 def _forget(*, keep: tuple[str, ...] = ()) -> None:
@@ -141,7 +153,7 @@ def _forget(*, keep: tuple[str, ...] = ()) -> None:
 def _open_browser_session(session, actor: Actor, method: str) -> str:
     """Open the server-side session in the caller's transaction; the START address for the browser."""
     code = sessions.start_session(session=session, actor=actor, method=method, address=client_address())
-    return start_url(code, _page_path())
+    return start_url(code, _next_path(actor))
 def home_page(actor: Actor) -> str:
     """The first page the actor's role may open, as a path for st.switch_page."""
     return f"pages/{pages_for(actor.role)[0]}.py"
