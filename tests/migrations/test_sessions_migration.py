@@ -1,4 +1,4 @@
-"""Migration 0006 (user_sessions, sign_in_failures): users survive it both ways; downgrade drops it."""
+"""Migration 0009 (user_sessions, sign_in_failures): users survive it both ways; downgrade drops it."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def _tables(engine) -> set[str]:
 def test_users_survive_the_upgrade_and_the_downgrade(db_url):
     engine = make_engine(db_url)
     try:
-        downgrade(db_url, "0005")
+        downgrade(db_url, "0008")
         assert not NEW_TABLES & _tables(engine)
         with engine.begin() as conn:
             conn.execute(text(
@@ -36,7 +36,7 @@ def test_users_survive_the_upgrade_and_the_downgrade(db_url):
             ), {"h": "a" * 64, "u": user_id, "t": datetime(2026, 12, 1)})
             conn.execute(text("INSERT INTO sign_in_failures (address, at) VALUES ('192.0.2.1', :t)"),
                          {"t": datetime(2026, 12, 1)})
-        downgrade(db_url, "0005")
+        downgrade(db_url, "0008")
         assert not NEW_TABLES & _tables(engine)
         with engine.connect() as conn:
             kept = text("SELECT failed_logins FROM users WHERE email = 'kept@x.example'")
