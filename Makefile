@@ -41,8 +41,9 @@ setup: install
 	$(BIN)/python -m lockstep demo --if-empty --tenants $(DEMO_TENANTS) --seed $(DEMO_SEED)
 	$(BIN)/python -m lockstep snapshot backfill
 
+## Share links are built on LOCKSTEP_PUBLIC_URL; unset, it follows PORT (PORT=8601 make run).
 run: setup
-	$(BIN)/streamlit run serve.py --server.address 127.0.0.1 --server.port $(PORT) --server.headless true
+	LOCKSTEP_PUBLIC_URL="$${LOCKSTEP_PUBLIC_URL:-http://127.0.0.1:$(PORT)}" $(BIN)/streamlit run serve.py --server.address 127.0.0.1 --server.port $(PORT) --server.headless true
 
 ## The HTTP API (README, "The ingest API") on the same database as `make run`: migrate, then serve.
 api: install

@@ -188,19 +188,23 @@ REENFORCE_NOTES = (
 )
 
 # fmt: off
-# About one tenant in 2000 gets a name that tests safe output (CSV/formula injection,
-# HTML, quotes, non-Latin scripts). At least one of each appears in any demo big enough.
+# About one tenant in 2000 gets a name real customers have and naive code gets wrong
+# (quotes, commas, ampersands, non-Latin scripts). At least one of each in any demo big enough.
 SPECIAL_NAMES = (
-    "+Plus Dental",
-    "=Equals Labs",
-    "<b>Bold</b> Media",
-    "-Minus Records",
-    "@Home Care Services",
     'The "Quoted" Agency',
     "Comma, Semicolon; & Co.",
     "O'Reilly & Daughters Bakery",
     "Zoë's Café & Crêperie",
     "株式会社 Sakura Trading",
+)
+# Names built to attack the output (formula injection, HTML): the tests load them with
+# hostile_names=True; the demo people open first does not, so they never sort first there.
+HOSTILE_NAMES = (
+    "+Plus Dental",
+    "=Equals Labs",
+    "<b>Bold</b> Media",
+    "-Minus Records",
+    "@Home Care Services",
     "<script>alert(1)</script> Security",
 )
 
@@ -340,8 +344,8 @@ def _cascade(slots: list[_Slot], gap: int = 60) -> None:
             prev = np.where(slot.mask, slot.at, np.int64(-(10**12)))
 
 
-def _names(rng: np.random.Generator, tier: np.ndarray) -> np.ndarray:
-    """Company, school, personal and club names fitting each tenant's tier."""
+def _names(rng: np.random.Generator, tier: np.ndarray, *, hostile: bool = False) -> np.ndarray:
+    """Company, school, personal and club names fitting each tenant's tier (and HOSTILE_NAMES if asked)."""
     n = len(tier)
     companies = np.array(
         [f"{h} {t}{s}" for h in _NAME_HEADS for t in _NAME_TRADES for s in _NAME_SUFFIXES], dtype=object
@@ -361,10 +365,12 @@ def _names(rng: np.random.Generator, tier: np.ndarray) -> np.ndarray:
     names = np.where(free & (kind >= 0.45) & (kind < 0.65), _pick(rng, groups, n), names)
     names = np.where(tier == TIERS.index("pro"), np.where(kind < 0.15, _pick(rng, people, n), names), names)
     names = np.where(tier == TIERS.index("education"), _pick(rng, schools, n), names)
-    specials = min(n, max(len(SPECIAL_NAMES), n // 2000))
+    pool = SPECIAL_NAMES + HOSTILE_NAMES if hostile else SPECIAL_NAMES
+    # As many drawn either way, so both demos share every other random draw (and tenant).
+    specials = min(n, max(len(SPECIAL_NAMES + HOSTILE_NAMES), n // 2000))
     if specials:
         where = rng.choice(n, size=specials, replace=False)
-        names[where] = np.array(SPECIAL_NAMES, dtype=object)[np.arange(specials) % len(SPECIAL_NAMES)]
+        names[where] = np.array(pool, dtype=object)[np.arange(specials) % len(pool)]
     return names
 
 
@@ -512,6 +518,7 @@ def generate_demo(
     as_of: datetime | None = None,
     events_per_tenant: float | None = None,
     e2ee_blocking: tuple[str, ...] | list[str] = E2EE_BLOCKING,
+    hostile_names: bool = False,
 ) -> DemoData:
     """Tenants and rollout events for a demo; the same arguments always give identical frames.
 
@@ -521,6 +528,7 @@ def generate_demo(
     at 20M rows; `.astype(str)` gives plain strings). `events_per_tenant` (off by
     default, ~4-5 without it) adds repeated confirmations of the current stage to reach that
     average, for scale tests. `e2ee_blocking`: the features that keep a tenant off E2EE.
+    `hostile_names` mixes in HOSTILE_NAMES (tests of safe output; never the demo people open).
     """
     if tenants < 0:
         raise ValueError(f"tenants must be 0 or more, not {tenants}")
@@ -548,7 +556,7 @@ def generate_demo(
         ["|".join(f for k, f in enumerate(FEATURES) if m >> k & 1) for m in range(1 << len(FEATURES))],
         dtype=object,
     )
-    names = _names(rng, tier)
+    names = _names(rng, tier, hostile=hostile_names)
 
     slots = _encryption_slots(rng, tier, notes)
     enc_count = len(slots)
@@ -638,7 +646,13 @@ def demo_password() -> str:
 
 
 def load_demo(
-    *, engine: Engine, tenants: int, seed: int, actor: Actor, as_of: datetime | None = None
+    *,
+    engine: Engine,
+    tenants: int,
+    seed: int,
+    actor: Actor,
+    as_of: datetime | None = None,
+    hostile_names: bool = False,
 ) -> dict:
     """Load generated tenants, events and demo users into an empty database with a synced plan.
 
@@ -671,6 +685,7 @@ def load_demo(
             program_end=program.end_date,
             as_of=as_of,
             e2ee_blocking=blocking,
+            hostile_names=hostile_names,
         )
         added_tenants = imports.import_tenant_frame(
             session=session,
@@ -743,6 +758,7 @@ __all__ = [
     "DemoData",
     "SELF_SERVE",
     "SPECIAL_NAMES",
+    "HOSTILE_NAMES",
     "demo_password",
     "generate_demo",
     "load_demo",

@@ -13,6 +13,14 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 PACE_WEEKS = 3
+# The one name and definition of a pace, on every page that shows one (Rollout, Weekly).
+PACE_UNIT = "tenants/week"
+PACE_DEFINITION = (
+    f"net gain in tenants at the stage or later per week, averaged over the last {PACE_WEEKS} "
+    "closed weeks"
+)
+# The bulk of a track is done long before its last few tenants: show these, and the tail apart.
+BULK_SHARES = (95, 99)
 
 
 @dataclass(frozen=True)
@@ -71,10 +79,33 @@ class Forecast:
             return "Only one closed week: not enough weeks yet to measure a pace"
         if self.status == "done":
             return f"100% reached on {self.projected:%Y-%m-%d}{self._against_deadline()}"
-        pace = f"at {format_pace(self.pace)} tenants/week"
+        pace = f"at {format_pace(self.pace)} {PACE_UNIT}"
         if self.status == "never":
             return f"{pace} over the last {self.pace_weeks} week(s): 100% is never reached at this pace"
         return f"{pace}: 100% on {self.projected:%Y-%m-%d}{self._against_deadline()}"
+
+    def reached_on(self, share: float) -> tuple[date | None, bool]:
+        """When `share` percent of tenants are (or were) at the final stage: (date, projected).
+
+        A share already reached gives the first closed week's end it held at, projected False;
+        otherwise the day the pace gets there, projected True; (None, True) when no pace
+        gets there (unknown or never).
+        """
+        for point in self.history:
+            if point.total and point.done * 100 >= share * point.total:
+                return point.as_of, False
+        last = self.last
+        if last is None or self.pace is None or self.pace <= 0 or self.status != "projected":
+            return None, True
+        target = math.ceil(last.total * share / 100)
+        return last.as_of + timedelta(days=math.ceil((target - last.done) / self.pace * 7)), True
+
+    def tail_after(self, share: float) -> int:
+        """Tenants still short of the final stage once `share` percent are there: the long tail."""
+        last = self.last
+        if last is None or not last.total:
+            return 0
+        return max(0, min(last.total - last.done, last.total - math.ceil(last.total * share / 100)))
 
     def _against_deadline(self) -> str:
         late = self.days_late
@@ -93,6 +124,20 @@ def format_pace(pace: float | None) -> str:
     return f"{pace:,.0f}" if abs(pace) >= 10 else f"{pace:,.1f}"
 
 
+def pace_per_week(history: Sequence[WeekPoint], *, window: int = PACE_WEEKS) -> tuple[float | None, int]:
+    """The pace (see PACE_DEFINITION) over the last `window` closed weeks: (tenants/week, weeks used).
+
+    None when fewer than two weeks are closed. Measured in days, not in points, so a week
+    nobody closed does not shrink the window.
+    """
+    points = sorted(history, key=lambda p: p.week_start)
+    if len(points) < 2:
+        return None, 0
+    last, base = points[-1], points[-1 - min(window, len(points) - 1)]
+    weeks = (last.week_start - base.week_start).days / 7
+    return (last.done - base.done) / weeks, round(weeks)
+
+
 def project(history: Sequence[WeekPoint], *, deadline: date | None, window: int = PACE_WEEKS) -> Forecast:
     """Forecast from closed weeks in time order: pace over the last `window` weeks, projected to 100%."""
     points = tuple(sorted(history, key=lambda p: p.week_start))
@@ -107,13 +152,43 @@ def project(history: Sequence[WeekPoint], *, deadline: date | None, window: int 
         return Forecast(points, deadline, "done", projected=points[first].as_of)
     if len(points) < 2:
         return Forecast(points, deadline, "unknown")
-    base = points[-1 - min(window, len(points) - 1)]
-    # Measured in days, not in points: a week nobody closed must not shrink the pace window.
-    weeks = (last.week_start - base.week_start).days / 7
-    pace = (last.done - base.done) / weeks
-    used = round(weeks)
+    pace, used = pace_per_week(points, window=window)
     if pace <= 0:
         return Forecast(points, deadline, "never", pace=pace, pace_weeks=used)
     days = math.ceil((last.total - last.done) / pace * 7)
     return Forecast(points, deadline, "projected", pace=pace, pace_weeks=used,
                     projected=last.as_of + timedelta(days=days))
+
+
+def forecast_headline(forecast: Forecast, *, stage: str = "GCM enforced") -> str:
+    """The forecast for people: the pace, when the bulk is reached, and the long tail on its own.
+
+    A few stuck tenants push 100% far out while nearly everyone is done, so 100% is never
+    the headline: 95% and 99% are, and the last tenants are counted and dated apart.
+    """
+    from lockstep.labels import fmt_date, fmt_int  # pure too; imported here to keep this module's top light
+
+    if forecast.status == "unknown":
+        return forecast.summary + "."
+    if forecast.status == "done":
+        return f"100% at {stage} since {fmt_date(forecast.projected)}."
+    parts = [f"Pace: {format_pace(forecast.pace)} {PACE_UNIT} reaching {stage} ({PACE_DEFINITION})."]
+    for share in BULK_SHARES:
+        on, projected = forecast.reached_on(share)
+        if on is None:
+            parts.append(f"{share}%: not reached at this pace.")
+        else:
+            parts.append(f"{share}%: {'projected' if projected else 'reached'} {fmt_date(on)}.")
+    tail = forecast.tail_after(BULK_SHARES[-1])
+    if forecast.status == "projected" and tail:
+        when = fmt_date(forecast.projected)
+        late = forecast.days_late
+        against = "" if late is None or late == 0 else (
+            f", {abs(late):,} days {'after' if late > 0 else 'before'} the deadline"
+        )
+        parts.append(
+            f"The tail: the last {fmt_int(tail)} tenants would take until {when} at this pace{against}."
+        )
+    elif forecast.status == "never":
+        parts.append("At this pace 100% is never reached.")
+    return " ".join(parts)

@@ -10,6 +10,8 @@ from lockstep.charts import stage_label
 from lockstep.charts.rollout import stage_funnel_figure, stage_mix_by_week_figure, stage_timeline_figure
 from lockstep.db import write_session
 from lockstep.errors import LockstepError, NotFoundError
+from lockstep.forecast import PACE_DEFINITION, PACE_UNIT, format_pace
+from lockstep.labels import days_left_label, fmt_date, fmt_days, fmt_int
 from lockstep.permissions import can
 from lockstep.queries import rollout as q
 from lockstep.queries.e2ee import feature_name
@@ -123,32 +125,41 @@ if cut is not None:
     st.subheader("Cut-over")
     ready_label = stage_label(cut.ready_stage)
     c = st.columns(4)
-    c[0].metric("Not ready", f"{cut.not_ready:,}", help=f"Before {ready_label}, or blocked / rolled back")
-    c[1].metric("Of which blocked or rolled back", f"{cut.side:,}")
+    c[0].metric("Not ready", fmt_int(cut.not_ready), help=f"Before {ready_label}, or blocked / rolled back")
+    c[1].metric("Of which blocked or rolled back", fmt_int(cut.side))
+    pace_help = f"Pace: {PACE_DEFINITION}; the stage here is {ready_label}. Weekly's forecast uses the same."
+    pace_text = "—" if cut.pace is None else f"{format_pace(cut.pace)} {PACE_UNIT}"
     if cut.passed:
-        c[2].metric("Deadline passed", f"{-cut.days_left} days ago", help=f"Deadline {cut.deadline}")
-        c[3].metric("Seen per week", f"{cut.seen_per_week:,.1f}")
+        c[2].metric(
+            "Deadline passed", days_left_label(cut.days_left), help=f"Deadline {fmt_date(cut.deadline)}"
+        )
+        c[3].metric(f"Pace to {ready_label}", pace_text, help=pace_help)
         st.warning(
-            f"The deadline ({cut.deadline}) passed {-cut.days_left} days ago; "
-            f"{cut.not_ready:,} of {cut.total:,} tenants are still not ready."
+            f"The deadline ({fmt_date(cut.deadline)}) passed {fmt_days(-cut.days_left)} ago; "
+            f"{fmt_int(cut.not_ready)} of {fmt_int(cut.total)} tenants are still not ready."
         )
     else:
-        c[2].metric("Days left", f"{cut.days_left}", help=f"Deadline {cut.deadline}, today {cut.today}")
+        c[2].metric(
+            "Days left", fmt_int(cut.days_left),
+            help=f"Deadline {fmt_date(cut.deadline)}, today {fmt_date(cut.today)}",
+        )
         c[3].metric(
-            "Needed per week",
-            f"{cut.needed_per_week:,.1f}",
-            delta=f"seen {cut.seen_per_week:,.1f} per week",
-            delta_color="off",
+            "Needed pace", f"{format_pace(cut.needed_per_week)} {PACE_UNIT}",
+            delta=None if cut.pace is None else f"seen {pace_text}", delta_color="off", help=pace_help,
         )
         st.caption(
-            f"Needed: {cut.needed_per_day:,.1f} tenants per day ({cut.needed_per_week:,.1f} per week) to "
-            f"reach {ready_label} by {cut.deadline}. Seen: {cut.seen_per_day:,.1f} per day "
-            f"({cut.seen_per_week:,.1f} per week)."
+            f"Needed: {format_pace(cut.needed_per_week)} {PACE_UNIT} to reach {ready_label} by "
+            f"{fmt_date(cut.deadline)}. Seen: {pace_text}."
         )
-    st.caption(
-        f"Velocity seen is approximate: tenants now at {ready_label} or later whose last move was in the "
-        f"last {q.VELOCITY_WINDOW_DAYS} days (up to {cut.today}), divided by two weeks."
-    )
+    if cut.pace is None:
+        st.caption(
+            "No pace: it needs two closed weeks, and closed weeks are kept per tier and region, "
+            "not per account manager."
+        )
+    else:
+        st.caption(
+            f"Pace ({PACE_UNIT}): {PACE_DEFINITION} (here {cut.pace_weeks}), at {ready_label} or later."
+        )
 
 # --- tenants ------------------------------------------------------------------------------
 st.subheader("Tenants")

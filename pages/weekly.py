@@ -16,6 +16,8 @@ from lockstep.charts.weekly import (
 )
 from lockstep.db import write_session
 from lockstep.errors import LockstepError
+from lockstep.forecast import BULK_SHARES, PACE_DEFINITION, forecast_headline
+from lockstep.labels import deadline_delta, done_of_due, fmt_date, fmt_int, fmt_pct, points_delta
 from lockstep.permissions import can
 from lockstep.queries import rollout as rollout_queries
 from lockstep.queries import weekly as q
@@ -87,34 +89,35 @@ burnup = cached_query(q.plan_burnup, as_of_week=as_of_week)
 cols = st.columns(4)
 hist = forecast.history
 if hist:
-    prev = hist[-2].pct if len(hist) > 1 else None
     cols[0].metric(
-        "GCM enforced", f"{hist[-1].pct:.1f}%",
-        delta=None if prev is None else f"{hist[-1].pct - prev:+.1f} pts on the week",
-        help=f"{hist[-1].done:,} of {hist[-1].total:,} tenants at the end of the week",
+        "GCM enforced", fmt_pct(hist[-1].pct),
+        **points_delta(hist[-1].pct - hist[-2].pct if len(hist) > 1 else None, unit="pts on the week"),
+        help=f"{fmt_int(hist[-1].done)} of {fmt_int(hist[-1].total)} tenants at the end of the week",
     )
 if not adoption.empty and adoption["pct_current"].notna().iloc[-1]:
     last = adoption.iloc[-1]
     prev = adoption["pct_current"].iloc[-2] if len(adoption) > 1 else None
     cols[1].metric(
-        "Paid tenants with E2EE", f"{last['pct_current']:.1f}%",
-        delta=None if prev is None else f"{last['pct_current'] - prev:+.1f} pts on the week",
-        help=f"{int(last['enabled_current']):,} of {int(last['paid_current']):,} paid tenants",
+        "Paid tenants with E2EE", fmt_pct(last["pct_current"]),
+        **points_delta(None if prev is None else last["pct_current"] - prev, unit="pts on the week"),
+        help=f"{fmt_int(last['enabled_current'])} of {fmt_int(last['paid_current'])} paid tenants",
     )
 if not burnup.empty:
     last = burnup.iloc[-1]
-    cols[2].metric("Plan items done / due", f"{int(last['done']):,} / {int(last['planned']):,}",
+    cols[2].metric("Plan items done", **done_of_due(int(last["done"]), int(last["planned"])),
                    help="Items done by the end of the week, and items due by then (some finish early)")
-if forecast.status == "projected":
-    late = forecast.days_late
-    slip = None if late is None else f"{late} days late" if late > 0 else f"{-late} days early"
-    cols[3].metric("Projected 100% GCM enforced", f"{forecast.projected:%Y-%m-%d}", delta=slip,
-                   delta_color="inverse" if late is not None and late > 0 else "normal")
-elif forecast.status == "done":
-    cols[3].metric("100% GCM enforced", f"{forecast.projected:%Y-%m-%d}")
+bulk = BULK_SHARES[0]
+bulk_on, bulk_projected = forecast.reached_on(bulk)
+if bulk_on is not None:
+    cols[3].metric(
+        f"{bulk}% GCM enforced", ("projected " if bulk_projected else "reached ") + fmt_date(bulk_on),
+        **deadline_delta(None if forecast.deadline is None else (bulk_on - forecast.deadline).days),
+        help=f"When {bulk}% of tenants are at GCM enforced (pace: {PACE_DEFINITION})",
+    )
 else:
-    cols[3].metric("Projected 100% GCM enforced", "never" if forecast.status == "never" else "unknown",
+    cols[3].metric(f"{bulk}% GCM enforced", "never" if forecast.status == "never" else "unknown",
                    help=forecast.summary)
+st.caption(forecast_headline(forecast))
 
 # --- the running week: live, never frozen ------------------------------------------------------
 running = cached_query(q.running_week)

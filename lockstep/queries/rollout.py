@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date
 
 import pandas as pd
 from sqlalchemy import Select, case, column, false, func, or_, select, table
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from lockstep.clock import week_label
 from lockstep.csvio import CONTROL_CHARS
 from lockstep.errors import NotFoundError
+from lockstep.forecast import WeekPoint, pace_per_week
 from lockstep.models import (
     CurrentState,
     RolloutEvent,
@@ -40,7 +41,6 @@ SEARCH_COUNT_CAP = 10_000
 WALK_NAMES_AT = 2_000
 EVENT_LIMIT = 500
 # Velocity seen is measured over this window (two weeks smooths out a quiet weekend).
-VELOCITY_WINDOW_DAYS = 14
 NOW = "now"
 
 
@@ -187,7 +187,12 @@ def stage_mix_by_week(
 
 @dataclass(frozen=True)
 class Cutover:
-    """Where a track with a deadline stands against it (velocity seen is approximate)."""
+    """Where a track with a deadline stands against it, and the pace it is moving at.
+
+    `pace` follows lockstep.forecast.PACE_DEFINITION (the Weekly forecast's too), for
+    tenants at the ready stage or later; None when fewer than two weeks are closed or the
+    view is one account manager's (closed weeks are kept per tier and region only).
+    """
 
     track: str
     deadline: date
@@ -196,7 +201,8 @@ class Cutover:
     total: int
     not_ready: int
     side: int
-    reached_ready_recently: int
+    pace: float | None = None
+    pace_weeks: int = 0
 
     @property
     def days_left(self) -> int:
@@ -217,18 +223,35 @@ class Cutover:
 
     @property
     def needed_per_week(self) -> float | None:
-        """needed_per_day over a week."""
+        """needed_per_day over a week, in the pace's unit (tenants/week)."""
         return None if self.needed_per_day is None else self.needed_per_day * 7
 
-    @property
-    def seen_per_week(self) -> float:
-        """Tenants that got ready per week lately (over the last VELOCITY_WINDOW_DAYS)."""
-        return self.reached_ready_recently / (VELOCITY_WINDOW_DAYS / 7)
 
-    @property
-    def seen_per_day(self) -> float:
-        """seen_per_week over a day."""
-        return self.reached_ready_recently / VELOCITY_WINDOW_DAYS
+def ready_history(
+    *, session: Session, track: str, ready_stage: str, tiers=(), regions=()
+) -> list[WeekPoint]:
+    """Per closed week: tenants at `ready_stage` or later (not side stages), of all on the track."""
+    ready_pos = select(TrackStage.position).where(
+        TrackStage.track_code == track, TrackStage.code == ready_stage
+    ).scalar_subquery()
+    ready = (TrackStage.is_side.is_(False)) & (TrackStage.position >= ready_pos)
+    stmt = (
+        select(
+            WeeklySnapshot.week_start,
+            func.sum(case((ready, WeeklySnapshot.n_current), else_=0)),
+            func.sum(WeeklySnapshot.n_current),
+        )
+        .join(
+            TrackStage,
+            (TrackStage.track_code == WeeklySnapshot.track_code)
+            & (TrackStage.code == WeeklySnapshot.stage_code),
+        )
+        .where(WeeklySnapshot.track_code == track)
+    )
+    cols = {"tier": WeeklySnapshot.tier, "region": WeeklySnapshot.region}
+    stmt = _filter(stmt, cols, tiers=tiers, regions=regions)
+    rows = session.execute(stmt.group_by(WeeklySnapshot.week_start).order_by(WeeklySnapshot.week_start))
+    return [WeekPoint(w, int(d or 0), int(t or 0)) for w, d, t in rows]
 
 
 def cutover_status(
@@ -236,9 +259,8 @@ def cutover_status(
 ) -> Cutover | None:
     """The cut-over view of `track`; None when it has no deadline or ready stage.
 
-    Not ready: an ordered stage before the ready stage, or a side stage. Reached ready
-    recently: now at the ready stage or later, since within the velocity window; `since`
-    is the latest move, so a tenant that got ready earlier and moved on lately counts too.
+    Not ready: an ordered stage before the ready stage, or a side stage. The pace is over
+    closed weeks up to today (see Cutover), so it does not follow a stage filter.
     """
     row = session.execute(select(Track.deadline, Track.ready_stage).where(Track.code == track)).first()
     if row is None or row.deadline is None or row.ready_stage is None:
@@ -247,11 +269,8 @@ def cutover_status(
         select(TrackStage.position).where(TrackStage.track_code == track, TrackStage.code == row.ready_stage)
     )
     today = program_today(session=session)
-    window_start = datetime.combine(today - timedelta(days=VELOCITY_WINDOW_DAYS - 1), datetime.min.time())
-    window_end = datetime.combine(today + timedelta(days=1), datetime.min.time())
     ready = (TrackStage.is_side.is_(False)) & (TrackStage.position >= ready_pos)
     filters = {"tiers": tiers, "regions": regions, "managers": managers, "stages": stages}
-    # Totals from the live counts; only the velocity needs rows (tenants ready and moved lately).
     counts = _counts_now(track, actor, filters).subquery()
     total, not_ready, side = session.execute(
         select(
@@ -262,18 +281,14 @@ def cutover_status(
             counts, TrackStage, (TrackStage.track_code == track) & (TrackStage.code == counts.c.stage)
         )
     ).one()
-    ready_codes = session.scalars(select(TrackStage.code).where(TrackStage.track_code == track, ready)).all()
-    recent_stmt = select(func.count()).where(
-        CurrentState.track_code == track,
-        CurrentState.stage_code.in_(ready_codes),
-        CurrentState.since >= window_start,
-        CurrentState.since < window_end,
-    )
-    recent = session.scalar(
-        _filter(scoped(recent_stmt, actor, CurrentState.account_manager), _state_cols(), **filters)
-    )
+    pace, weeks = None, 0
+    if not is_narrowed(actor, managers):
+        history = ready_history(
+            session=session, track=track, ready_stage=row.ready_stage, tiers=tiers, regions=regions
+        )
+        pace, weeks = pace_per_week([p for p in history if p.as_of < today])
     return Cutover(
-        track, row.deadline, row.ready_stage, today, int(total), int(not_ready), int(side), int(recent)
+        track, row.deadline, row.ready_stage, today, int(total), int(not_ready), int(side), pace, weeks
     )
 
 

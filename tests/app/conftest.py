@@ -47,7 +47,7 @@ def build_demo_database(url: str) -> None:
     upgrade(url)
     engine = make_engine(url)
     sync_plan_file(ROOT / "plan" / "90-day-plan.yaml", engine=engine)
-    load_demo(engine=engine, tenants=DEMO_TENANTS, seed=DEMO_SEED, actor=SYSTEM)
+    load_demo(engine=engine, tenants=DEMO_TENANTS, seed=DEMO_SEED, actor=SYSTEM, hostile_names=True)
     engine.dispose()
 
 

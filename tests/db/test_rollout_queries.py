@@ -6,14 +6,17 @@ under test; a few are also worked out by hand from how the world is built.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 
 import pytest
 
 from lockstep.config import get_settings
-from lockstep.db import read_session
+from lockstep.db import read_session, write_session
 from lockstep.errors import NotFoundError
+from lockstep.forecast import pace_per_week
+from lockstep.permissions import SYSTEM
 from lockstep.queries import rollout as q
+from lockstep.services.snapshots import close_week
 from tests.db.rollout_world import (
     ADMIN,
     AM_A,
@@ -27,6 +30,8 @@ from tests.db.rollout_world import (
     sql,
     tenant_facts,
 )
+
+MAY_4, MAY_11 = date(2020, 5, 4), date(2020, 5, 11)
 
 
 @pytest.fixture
@@ -139,22 +144,15 @@ def test_cutover_numbers_match_sql(world):
         "AND ts.code=cs.stage_code WHERE cs.track_code='encryption' AND (ts.is_side OR ts.position < "
         "(SELECT position FROM track_stages WHERE track_code='encryption' AND code='gcm_enabled')) {extra}"
     )
-    recent_sql = (
-        "SELECT COUNT(*) FROM current_state cs JOIN track_stages ts ON ts.track_code=cs.track_code "
-        "AND ts.code=cs.stage_code WHERE cs.track_code='encryption' AND NOT ts.is_side AND ts.position >= 2 "
-        "AND cs.since >= :start AND cs.since < :end {extra}"
-    )
-    window = {"start": datetime(2020, 5, 7), "end": datetime(2020, 5, 21)}
     assert cut.today == AS_OF and cut.days_left == 10 and not cut.passed
     assert cut.total == N_TENANTS
     # By hand: legacy, clients upgraded, blocked and rolled back, ten each.
     assert cut.not_ready == sql(world, not_ready_sql.format(extra=""))[0][0] == 40
     assert cut.side == 20
-    # gcm_enabled on 05-10 and 05-12->enforced 05-18 are in the window; 05-02/03 moves were rolled back.
-    assert cut.reached_ready_recently == sql(world, recent_sql.format(extra=""), **window)[0][0] == 20
     assert cut.needed_per_day == pytest.approx(4.0)
     assert cut.needed_per_week == pytest.approx(28.0)
-    assert cut.seen_per_week == pytest.approx(10.0)
+    # One closed week is no pace; a manager's view has no closed weeks of its own.
+    assert cut.pace is None and mine.pace is None
     assert (
         mine.not_ready
         == sql(world, not_ready_sql.format(extra="AND cs.account_manager=:m"), m=MANAGER_B)[0][0]
@@ -167,6 +165,33 @@ def test_cutover_numbers_match_sql(world):
             m=MANAGER_B,
         )[0][0]
     )
+
+
+READY_IN_WEEK_SQL = (
+    "SELECT COALESCE(SUM(ws.n_current), 0) FROM weekly_snapshots ws JOIN track_stages ts "
+    "ON ts.track_code=ws.track_code AND ts.code=ws.stage_code WHERE ws.track_code='encryption' "
+    "AND NOT ts.is_side AND ts.position >= 2 AND ws.week_start=:w {extra}"
+)
+
+
+def test_cutover_pace_is_the_weekly_forecasts_definition(world):
+    with write_session(world) as s:
+        close_week(session=s, actor=SYSTEM, week_start=date(2020, 5, 11))
+    with read_session(world) as s:
+        cut = q.cutover_status(session=s, track="encryption", actor=ADMIN)
+        pro = q.cutover_status(session=s, track="encryption", actor=ADMIN, tiers=("pro",))
+        mine = q.cutover_status(session=s, track="encryption", actor=AM_B)
+    ready = {w: sql(world, READY_IN_WEEK_SQL.format(extra=""), w=w)[0][0] for w in (MAY_4, MAY_11)}
+    # Net gain at gcm_enabled or later from the week of 4 May to that of 11 May: one week.
+    assert cut.pace == pytest.approx(ready[MAY_11] - ready[MAY_4]) and cut.pace_weeks == 1
+    pro_ready = {w: sql(world, READY_IN_WEEK_SQL.format(extra="AND ws.tier='pro'"), w=w)[0][0]
+                 for w in (MAY_4, MAY_11)}
+    assert pro.pace == pytest.approx(pro_ready[MAY_11] - pro_ready[MAY_4])
+    assert mine.pace is None
+    # The same numbers through the forecast's own pace function give the same answer.
+    with read_session(world) as s:
+        history = q.ready_history(session=s, track="encryption", ready_stage="gcm_enabled")
+    assert pace_per_week(history)[0] == pytest.approx(cut.pace)
 
 
 def test_cutover_after_the_deadline_says_how_late(world, monkeypatch):

@@ -74,7 +74,8 @@ def build_e2e_database(url: str) -> None:
     upgrade(url)
     engine = make_engine(url)
     sync_plan_file(ROOT / "plan" / "90-day-plan.yaml", engine=engine)
-    load_demo(engine=engine, tenants=DEMO_TENANTS, seed=DEMO_SEED, actor=SYSTEM)
+    # Hostile names too: every page must show them as text and keep them from running in CSVs.
+    load_demo(engine=engine, tenants=DEMO_TENANTS, seed=DEMO_SEED, actor=SYSTEM, hostile_names=True)
     with write_session(engine) as session:
         backfill_weeks(session=session, actor=SYSTEM)
     engine.dispose()

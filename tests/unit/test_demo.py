@@ -29,7 +29,7 @@ START, END = datetime(2020, 4, 1), datetime(2020, 6, 30, 23, 59)
 @pytest.fixture(scope="module")
 def d5000() -> demo.DemoData:
     """The size `make run` loads."""
-    return generate_demo(tenants=5000, seed=11)
+    return generate_demo(tenants=5000, seed=11, hostile_names=True)
 
 
 def timelines(events: pd.DataFrame, tenants: set[str] | None = None):
@@ -203,6 +203,17 @@ def test_e2ee_blockers_name_a_feature_the_tenant_uses_and_block_most_of_them(d50
     assert ev.loc[ev["stage"] == "pilot", "occurred_at"].min() > datetime(2020, 5, 22)
     by_tier = t.loc[sorted(enabled), "tier"].value_counts()
     assert by_tier.get("business", 0) + by_tier.get("enterprise", 0) > len(enabled) / 2
+
+
+def test_the_demo_people_open_has_no_attack_names_but_the_tests_demo_has():
+    plain = generate_demo(tenants=5000, seed=11).tenants
+    hostile = generate_demo(tenants=5000, seed=11, hostile_names=True).tenants
+    assert not plain["name"].isin(demo.HOSTILE_NAMES).any()
+    assert not plain["name"].str.match(r"^[=+\-@<]").any()
+    for name in demo.HOSTILE_NAMES:
+        assert (hostile["name"] == name).any(), name
+    # Only the names differ: every other draw, so every tenant's story, is the same.
+    assert plain.drop(columns="name").equals(hostile.drop(columns="name"))
 
 
 def test_names_that_exercise_safe_output_are_present(d5000):
