@@ -160,35 +160,50 @@ def project(history: Sequence[WeekPoint], *, deadline: date | None, window: int 
                     projected=last.as_of + timedelta(days=days))
 
 
-def forecast_headline(forecast: Forecast, *, stage: str = "GCM enforced") -> str:
-    """The forecast for people: the pace, when the bulk is reached, and the long tail on its own.
+@dataclass(frozen=True)
+class Milestone:
+    """One dated step of a forecast as a page shows it: '95% at GCM enforced (projected)' on a day."""
 
-    A few stuck tenants push 100% far out while nearly everyone is done, so 100% is never
-    the headline: 95% and 99% are, and the last tenants are counted and dated apart.
+    label: str
+    on: date | None
+    missing: str
+    help: str
+
+
+def forecast_milestones(forecast: Forecast, *, stage: str = "GCM enforced") -> list[Milestone]:
+    """95%, 99% and the tail (100%): when each is (or was) reached, as three headline numbers.
+
+    A few stuck tenants push 100% far out while nearly everyone is done, so the bulk comes
+    first and the last tenants are counted and dated on their own.
     """
-    from lockstep.labels import fmt_date, fmt_int  # pure too; imported here to keep this module's top light
+    from lockstep.labels import fmt_int  # pure too; imported here to keep this module's top light
 
+    out = []
+    missing = "never" if forecast.status == "never" else "unknown"
+    for share in BULK_SHARES:
+        on, projected = forecast.reached_on(share)
+        when = "" if on is None else " (projected)" if projected else " (reached)"
+        out.append(Milestone(f"{share}% at {stage}{when}", on, missing,
+                             f"When {share}% of tenants are at {stage}; projections use the pace: "
+                             f"{PACE_DEFINITION}"))
+    tail = forecast.tail_after(BULK_SHARES[-1])
+    if forecast.status == "done":
+        out.append(
+            Milestone(f"100% at {stage} (reached)", forecast.projected, missing, "Every tenant is there")
+        )
+    else:
+        out.append(Milestone(
+            f"The last {fmt_int(tail)} tenants (100%, projected)", forecast.projected, missing,
+            f"The long tail after {BULK_SHARES[-1]}%: when the last tenants reach {stage} at the same pace",
+        ))
+    return out
+
+
+def forecast_headline(forecast: Forecast, *, stage: str = "GCM enforced") -> str:
+    """The pace behind the forecast in one sentence, named as on every page that shows a pace."""
     if forecast.status == "unknown":
         return forecast.summary + "."
     if forecast.status == "done":
-        return f"100% at {stage} since {fmt_date(forecast.projected)}."
-    parts = [f"Pace: {format_pace(forecast.pace)} {PACE_UNIT} reaching {stage} ({PACE_DEFINITION})."]
-    for share in BULK_SHARES:
-        on, projected = forecast.reached_on(share)
-        if on is None:
-            parts.append(f"{share}%: not reached at this pace.")
-        else:
-            parts.append(f"{share}%: {'projected' if projected else 'reached'} {fmt_date(on)}.")
-    tail = forecast.tail_after(BULK_SHARES[-1])
-    if forecast.status == "projected" and tail:
-        when = fmt_date(forecast.projected)
-        late = forecast.days_late
-        against = "" if late is None or late == 0 else (
-            f", {abs(late):,} days {'after' if late > 0 else 'before'} the deadline"
-        )
-        parts.append(
-            f"The tail: the last {fmt_int(tail)} tenants would take until {when} at this pace{against}."
-        )
-    elif forecast.status == "never":
-        parts.append("At this pace 100% is never reached.")
-    return " ".join(parts)
+        return f"Every tenant is at {stage}."
+    return (f"Pace: {format_pace(forecast.pace)} {PACE_UNIT} reaching {stage} ({PACE_DEFINITION}); "
+            "the dates above extend it.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from lockstep.charts.overview import stage_mix_week_over_week
+from lockstep.labels import count_delta, days_left_label, fmt_int, points_delta
 from lockstep.queries.overview import final_stage, track_stage_mix
 from lockstep.queries.plan import AT_RISK_RULE, OVERDUE_RULE, plan_key_numbers
 from lockstep.queries.program import program_deadlines, program_window
@@ -26,12 +27,6 @@ if actor.is_manager:
     st.caption(f"Rollout numbers count your tenants only ({actor.email}).")
 
 
-def _days(n: int) -> str:
-    if n == 0:
-        return "today"
-    return f"{n} day{'s' if n != 1 else ''} left" if n > 0 else f"passed {-n} day{'s' if n != -1 else ''} ago"
-
-
 deadlines = cached_query(program_deadlines)
 cols = st.columns(1 + len(deadlines))
 cols[0].metric(
@@ -41,7 +36,8 @@ cols[0].metric(
 )
 for col, row in zip(cols[1:], deadlines.itertuples(), strict=True):
     col.metric(
-        row.what, _days(row.days_left), help=f"{row.deadline:%A} {row.deadline.day} {row.deadline:%B %Y}"
+        row.what + (" (passed)" if row.days_left < 0 else ""), days_left_label(row.days_left),
+        help=f"{row.deadline:%A} {row.deadline.day} {row.deadline:%B %Y}",
     )
 
 # --- the plan ------------------------------------------------------------------------------
@@ -50,17 +46,16 @@ k = cached_query(plan_key_numbers).set_index("measure")
 c = st.columns(4)
 
 
-def _delta(measure: str) -> int:
-    return int(k.loc[measure, "now"] - k.loc[measure, "week_ago"])
+def _delta(measure: str, *, higher_is_better: bool) -> dict:
+    return count_delta(k.loc[measure, "now"] - k.loc[measure, "week_ago"], higher_is_better=higher_is_better)
 
 
-c[0].metric("Done", f"{k.loc['done', 'now']:,}", _delta("done"), help="Items with status done")
-c[1].metric(
-    "At risk", f"{k.loc['at_risk', 'now']:,}", _delta("at_risk"), delta_color="inverse", help=AT_RISK_RULE
-)
-c[2].metric(
-    "Overdue", f"{k.loc['overdue', 'now']:,}", _delta("overdue"), delta_color="inverse", help=OVERDUE_RULE
-)
+c[0].metric("Done", fmt_int(k.loc["done", "now"]), **_delta("done", higher_is_better=True),
+            help="Items with status done")
+c[1].metric("At risk", fmt_int(k.loc["at_risk", "now"]), **_delta("at_risk", higher_is_better=False),
+            help=AT_RISK_RULE)
+c[2].metric("Overdue", fmt_int(k.loc["overdue", "now"]), **_delta("overdue", higher_is_better=False),
+            help=OVERDUE_RULE)
 c[3].metric(
     "Items in the plan", f"{k.loc['total', 'now']:,}", help="Live items; retired ones are not counted"
 )
@@ -76,12 +71,14 @@ if enc.counts.empty:
     st.info("The encryption track is not in the plan.")
 else:
     rows = [*enc.counts[~enc.counts["is_side"]].itertuples(), *enc.counts[enc.counts["is_side"]].itertuples()]
-    first = rows[0].stage
+    ordered = [r.stage for r in rows if not r.is_side]
+    first, last = ordered[0], ordered[-1]
     cols = st.columns(len(rows))
     for col, row in zip(cols, rows, strict=True):
-        # Up is good for ready stages, bad for the first and the side stages, neither in between.
-        tone = "normal" if row.ready else "inverse" if row.is_side or row.stage == first else "off"
-        col.metric(row.label, f"{row.n:,}", int(row.n - row.n_week_ago), delta_color=tone)
+        # More at the last stage is good; more at the first or a side stage is bad. Stages in
+        # between (GCM enabled too) lose tenants as they move on, so neither way is coloured.
+        better = True if row.stage == last else False if row.is_side or row.stage == first else None
+        col.metric(row.label, fmt_int(row.n), **count_delta(row.n - row.n_week_ago, higher_is_better=better))
     total, total_ago = enc.total, enc.total_week_ago
     ready, ready_ago = enc.ready(), enc.ready(week_ago=True)
     share = ready / total if total else 0.0
@@ -91,14 +88,13 @@ else:
     c[0].metric(
         "Ready for the cut-over",
         f"{share:.1%}",
-        f"{(share - share_ago) * 100:+.1f} pts",
+        **points_delta((share - share_ago) * 100),
         help=f"Share of {total:,} tenants at {ready_names}; blocked and rolled back count as not ready",
     )
     c[1].metric(
         "Tenants not ready",
-        f"{total - ready:,}",
-        (total - ready) - (total_ago - ready_ago),
-        delta_color="inverse",
+        fmt_int(total - ready),
+        **count_delta((total - ready) - (total_ago - ready_ago), higher_is_better=False),
     )
     st.plotly_chart(
         stage_mix_week_over_week(enc.counts, title="Tenants per encryption stage, a week ago and now"),
@@ -115,7 +111,7 @@ if e2.counts.empty or final is None:
 else:
     enabled, enabled_ago = e2.at(final), e2.at(final, week_ago=True)
     c = st.columns(3)
-    c[0].metric("Paid tenants with E2EE enabled", f"{enabled:,}", enabled - enabled_ago)
+    c[0].metric("Paid tenants with E2EE enabled", fmt_int(enabled), **count_delta(enabled - enabled_ago))
     c[1].metric(
         "Share of paid tenants",
         f"{enabled / e2.total:.1%}" if e2.total else "—",
@@ -123,9 +119,8 @@ else:
     )
     c[2].metric(
         "Paid tenants blocked",
-        f"{e2.at('blocked'):,}",
-        e2.at("blocked") - e2.at("blocked", week_ago=True),
-        delta_color="inverse",
+        fmt_int(e2.at("blocked")),
+        **count_delta(e2.at("blocked") - e2.at("blocked", week_ago=True), higher_is_better=False),
         help="Mostly a feature E2EE does not support yet",
     )
     st.caption(f"Weekly change {e2.basis}.")

@@ -16,7 +16,7 @@ from lockstep.charts.weekly import (
 )
 from lockstep.db import write_session
 from lockstep.errors import LockstepError
-from lockstep.forecast import BULK_SHARES, PACE_DEFINITION, forecast_headline
+from lockstep.forecast import forecast_headline, forecast_milestones
 from lockstep.labels import deadline_delta, done_of_due, fmt_date, fmt_int, fmt_pct, points_delta
 from lockstep.permissions import can
 from lockstep.queries import rollout as rollout_queries
@@ -86,7 +86,7 @@ adoption = cached_query(q.e2ee_adoption_by_week, as_of_week=as_of_week)
 burnup = cached_query(q.plan_burnup, as_of_week=as_of_week)
 
 # --- the headline ----------------------------------------------------------------------
-cols = st.columns(4)
+cols = st.columns(3)
 hist = forecast.history
 if hist:
     cols[0].metric(
@@ -106,17 +106,16 @@ if not burnup.empty:
     last = burnup.iloc[-1]
     cols[2].metric("Plan items done", **done_of_due(int(last["done"]), int(last["planned"])),
                    help="Items done by the end of the week, and items due by then (some finish early)")
-bulk = BULK_SHARES[0]
-bulk_on, bulk_projected = forecast.reached_on(bulk)
-if bulk_on is not None:
-    cols[3].metric(
-        f"{bulk}% GCM enforced", ("projected " if bulk_projected else "reached ") + fmt_date(bulk_on),
-        **deadline_delta(None if forecast.deadline is None else (bulk_on - forecast.deadline).days),
-        help=f"When {bulk}% of tenants are at GCM enforced (pace: {PACE_DEFINITION})",
+
+# When the bulk is done, and the long tail apart: a few stuck tenants must not hide 95%.
+cols = st.columns(3)
+for col, milestone in zip(cols, forecast_milestones(forecast), strict=True):
+    col.metric(
+        milestone.label, fmt_date(milestone.on) if milestone.on else milestone.missing,
+        **deadline_delta(None if milestone.on is None or forecast.deadline is None
+                         else (milestone.on - forecast.deadline).days),
+        help=milestone.help,
     )
-else:
-    cols[3].metric(f"{bulk}% GCM enforced", "never" if forecast.status == "never" else "unknown",
-                   help=forecast.summary)
 st.caption(forecast_headline(forecast))
 
 # --- the running week: live, never frozen ------------------------------------------------------

@@ -67,3 +67,20 @@ def base_layout(fig: go.Figure, *, title: str, x: str, y: str, height: int = 380
         template="plotly_white",
     )
     return fig
+
+
+# Below this many tenants plotly picks half steps (0, 0.5, 1): tick every whole tenant instead.
+SMALL_COUNT = 8
+
+
+def whole_counts(fig: go.Figure, *, axis: str, largest: float, **where) -> go.Figure:
+    """Tick a tenant-count axis ("x" or "y") at whole numbers with thousands separators.
+
+    `largest` is the biggest value drawn on it; `where` (row=, col=) picks one subplot.
+    """
+    ticks: dict = {"tickformat": ",", "rangemode": "tozero"}
+    if largest < SMALL_COUNT:
+        ticks |= {"tick0": 0, "dtick": 1}
+    update = fig.update_xaxes if axis == "x" else fig.update_yaxes
+    update(**ticks, **where)
+    return fig

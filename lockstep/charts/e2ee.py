@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
-from lockstep.charts import base_layout, empty_figure, stage_color
+from lockstep.charts import base_layout, empty_figure, stage_color, whole_counts
 from lockstep.charts.rollout import stage_bars
 
 
@@ -22,7 +22,7 @@ def adoption_by_tier_figure(df: pd.DataFrame, *, title: str, stage_order: Sequen
     fig = stage_bars(df, by="tier_name", categories=tiers, stage_order=stage_order)
     base_layout(fig, title=title, x="Tier", y="Tenants")
     fig.update_layout(barmode="group")
-    return fig
+    return whole_counts(fig, axis="y", largest=float(df["n"].max()))
 
 
 def blockers_figure(df: pd.DataFrame, *, title: str) -> go.Figure:
@@ -53,4 +53,4 @@ def blockers_figure(df: pd.DataFrame, *, title: str) -> go.Figure:
         height=max(300, 45 * len(ranked) + 140),
     )
     fig.update_yaxes(autorange="reversed")
-    return fig
+    return whole_counts(fig, axis="x", largest=float(ranked["tenants"].max()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from lockstep.charts import base_layout, empty_figure, stage_color
+from lockstep.charts import base_layout, empty_figure, stage_color, whole_counts
 
 WEEK_AGO, NOW = "A week ago", "Now"
 
@@ -37,4 +37,4 @@ def stage_mix_week_over_week(counts: pd.DataFrame, *, title: str) -> go.Figure:
         barmode="stack", legend_traceorder="normal", margin={"l": 100, "r": 20, "t": 90, "b": 50}
     )
     fig.update_yaxes(categoryorder="array", categoryarray=[NOW, WEEK_AGO])
-    return fig
+    return whole_counts(fig, axis="x", largest=float(max(counts["n"].sum(), counts["n_week_ago"].sum())))

@@ -182,4 +182,8 @@ def plan_burnup_chart(burnup: pd.DataFrame) -> go.Figure:
     )
     base_layout(fig, title=title, x="Program week", y="Items (cumulative)")
     fig.update_yaxes(rangemode="tozero")
+    # A burn-up rises to the right, so its top left is empty: the legend goes there, inside
+    # the plot, and never wraps into the title on a half-width chart.
+    fig.update_layout(legend={"orientation": "v", "x": 0.01, "y": 0.99, "xanchor": "left", "yanchor": "top",
+                              "bgcolor": "rgba(255,255,255,0.8)"}, margin={"t": 60})
     return fig

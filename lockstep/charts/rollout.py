@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from lockstep.charts import base_layout, empty_figure, stage_color, stage_label
+from lockstep.charts import base_layout, empty_figure, stage_color, stage_label, whole_counts
 
 
 def stage_funnel_figure(df: pd.DataFrame, *, title: str) -> go.Figure:
@@ -49,6 +49,7 @@ def stage_funnel_figure(df: pd.DataFrame, *, title: str) -> go.Figure:
         # First stage on top, as a funnel reads.
         fig.update_yaxes(autorange="reversed", row=1, col=col)
         fig.update_xaxes(title_text="Tenants", row=1, col=col)
+        whole_counts(fig, axis="x", largest=float(part["n"].max()) if len(part) else 0, row=1, col=col)
     base_layout(fig, title=title, x="Tenants", y="Stage", height=360)
     fig.update_yaxes(title_text="Stage", row=1, col=1)
     fig.update_layout(bargap=0.25)
@@ -103,7 +104,7 @@ def stage_mix_by_week_figure(df: pd.DataFrame, *, title: str, stage_order: Seque
     # Plotly reverses a stacked chart's legend by default; keep it in stage order.
     fig.update_layout(barmode="stack", legend_traceorder="normal")
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=weeks)
-    return fig
+    return whole_counts(fig, axis="y", largest=float(df.groupby("week")["n"].sum().max()))
 
 
 def stage_timeline_figure(

@@ -112,7 +112,7 @@ def test_a_hostile_header_is_neutralised_too():
 def test_the_config_file_keeps_details_out_of_the_browser():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["client"]["showErrorDetails"] == "none"
-    assert config["client"]["toolbarMode"] == "viewer"
+    assert config["client"]["toolbarMode"] == "minimal"
     assert config["client"]["showSidebarNavigation"] is False
     assert config["server"]["enableXsrfProtection"] is True
     assert config["server"]["runOnSave"] is False
@@ -133,7 +133,7 @@ def test_streamlit_reads_the_settings_from_the_repository():
     options = dict(line.split(" ", 1) for line in done.stdout.splitlines())
     assert options == {
         "client.showErrorDetails": "none",
-        "client.toolbarMode": "viewer",
+        "client.toolbarMode": "minimal",
         "client.showSidebarNavigation": "False",
         "server.enableXsrfProtection": "True",
         "server.runOnSave": "False",
