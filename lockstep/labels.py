@@ -238,3 +238,23 @@ def label_frame(
         else:
             out[header] = col
     return out.reset_index(drop=True)
+
+
+class Names:
+    """The names the database knows for codes (tiers) and e-mails (people), for one page run."""
+
+    def __init__(self, *, tiers: Mapping[str, str] | None = None, people: Mapping[str, str] | None = None):
+        self.tiers = dict(tiers or {})
+        self.people = dict(people or {})
+
+    def tier(self, code: str | None) -> str:
+        """A tier code as its name."""
+        return tier_label(code, self.tiers)
+
+    def person(self, email: str | None) -> str:
+        """An e-mail as its owner's name (the address when the person is unknown)."""
+        return person_label(email, self.people)
+
+    def region(self, code: str | None) -> str:
+        """A region code as its name."""
+        return region_label(code)

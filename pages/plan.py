@@ -8,11 +8,19 @@ import streamlit as st
 from lockstep.charts.plan import plan_burnup_chart, plan_timeline
 from lockstep.db import write_session
 from lockstep.errors import ConflictError, LockstepError
+from lockstep.labels import fmt_date, owner_label, plan_status_label
 from lockstep.models import PLAN_STATUSES
 from lockstep.permissions import can
 from lockstep.queries import plan as q
+from lockstep.queries.names import display_names
 from lockstep.queries.program import program_window
 from lockstep.services.plan_items import update_plan_item
+from lockstep.tables import (
+    dependency_conflicts_table,
+    plan_dependencies_table,
+    plan_history_table,
+    plan_items_table,
+)
 from lockstep.ui.data import cached_query, clear_after_write, engine, run_query
 from lockstep.ui.session import current_actor
 
@@ -37,41 +45,42 @@ st.caption(f"Today is {today:%a} {today.day} {today:%b %Y}. {q.OVERDUE_RULE.capi
 # --- filters (applied in SQL) --------------------------------------------------------------
 options = cached_query(q.plan_filter_options)
 ws_names = dict(options["workstreams"])
-c = st.columns([3, 3, 3, 1.6, 1.6], vertical_alignment="bottom")
+c = st.columns([3, 3, 3, 2, 2.2], vertical_alignment="bottom")
 filters = {
     "workstreams": tuple(
         c[0].multiselect("Workstream", list(ws_names), format_func=ws_names.get, key="plan_ws")
     ),
-    "owners": tuple(c[1].multiselect("Owner", options["owners"], key="plan_owners")),
-    "statuses": tuple(c[2].multiselect("Status", PLAN_STATUSES, key="plan_statuses")),
+    "owners": tuple(c[1].multiselect("Owner", options["owners"], format_func=owner_label, key="plan_owners")),
+    "statuses": tuple(
+        c[2].multiselect("Status", PLAN_STATUSES, format_func=plan_status_label, key="plan_statuses")
+    ),
     "overdue_only": c[3].checkbox("Overdue only", key="plan_overdue"),
     "include_retired": c[4].checkbox("Show retired", key="plan_retired"),
 }
 items = cached_query(q.plan_items, today=today, **filters)
 n_overdue, n_at_risk = int(items["overdue"].sum()), int(items["at_risk"].sum())
 st.caption(f"{len(items)} item(s) match: {n_overdue} overdue, {n_at_risk} at risk.")
-table_columns = {
-    "id": st.column_config.TextColumn("Id", width="small"),
-    "title": st.column_config.TextColumn("Title", width="large"),
-    "workstream_name": "Workstream",
-    "owner": "Owner",
-    "status": "Status",
-    "percent": st.column_config.ProgressColumn("Done %", min_value=0, max_value=100, format="%d%%"),
-    "planned_start": st.column_config.DateColumn("Start"),
-    "due_date": st.column_config.DateColumn("Due"),
-    "done_date": st.column_config.DateColumn("Done"),
-    "slip_days": st.column_config.NumberColumn("Slip (days)", help="Done after due, or days overdue"),
-    "overdue": st.column_config.CheckboxColumn("Overdue", width="small"),
-    "at_risk": st.column_config.CheckboxColumn("At risk", width="small"),
-    "retired": st.column_config.CheckboxColumn("Retired", width="small"),
-    "comment": "Comment",
-}
-st.dataframe(items[list(table_columns)], hide_index=True, key="plan_table", column_config=table_columns)
+# Widths add up to what fits beside the sidebar at 1280 pixels: no column hides off the right.
+st.dataframe(
+    plan_items_table(items), hide_index=True, key="plan_table",
+    column_config={
+        "Id": st.column_config.TextColumn(width=45),
+        "Title": st.column_config.TextColumn(width=200),
+        "Owner": st.column_config.TextColumn(width=140),
+        "Status": st.column_config.TextColumn(width=140),
+        "Done %": st.column_config.ProgressColumn(min_value=0, max_value=100, format="%d%%", width=80,
+                                                  color="green"),
+        "Due": st.column_config.TextColumn(width=85),
+        "Done": st.column_config.TextColumn(width=85),
+        "Slip": st.column_config.TextColumn(width=45, help="Done after due, or days overdue"),
+    },
+)
 st.plotly_chart(plan_timeline(items, today=today, window=(window.start, window.end)), key="plan_timeline")
 later = int((items["due_date"].notna() & (items["due_date"] > window.end)).sum())
 if later:
     st.caption(
-        f"{later} item(s) are due after the program ends ({window.end}); their bars run off the right edge."
+        f"{later} item(s) are due after the program ends ({fmt_date(window.end)}): their bars run off the "
+        "right edge, or, when they start after it, a ▸ at the edge gives the due date."
     )
 st.plotly_chart(
     plan_burnup_chart(cached_query(q.plan_burnup, start=window.start, end=window.end, today=today)),
@@ -82,12 +91,10 @@ st.caption(
 )
 conflicts = cached_query(q.dependency_conflicts)
 if not conflicts.empty:
-    st.warning(f"{len(conflicts)} item(s) are under way while something they depend on is not done.")
-    st.dataframe(
-        conflicts.set_axis(["Item", "Its status", "Depends on", "Dependency's status"], axis=1),
-        hide_index=True,
-        key="plan_conflicts",
+    st.warning(
+        f"{len(conflicts)} item(s) were started or finished while something they depend on is not done."
     )
+    st.dataframe(dependency_conflicts_table(conflicts), hide_index=True, key="plan_conflicts")
 
 # --- one item ------------------------------------------------------------------------------
 st.subheader("Item")
@@ -105,15 +112,10 @@ st.markdown("**Dependencies**")
 if deps.empty:
     st.caption("Depends on nothing, and nothing depends on it.")
 else:
-    cols = ["relation", "id", "status", "title", "percent", "due_date", "done_date"]
     st.dataframe(
-        deps[cols],
-        hide_index=True,
-        key="plan_deps",
-        column_config={
-            "status": st.column_config.TextColumn("status", width="medium"),
-            "title": st.column_config.TextColumn("title", width="large"),
-        },
+        plan_dependencies_table(deps), hide_index=True, key="plan_deps",
+        column_config={"Item": st.column_config.TextColumn(width="large"),
+                       "Done %": st.column_config.NumberColumn(format="%d%%")},
     )
     for flag in deps["flag"][deps["flag"] != ""]:
         st.warning(flag)
@@ -123,14 +125,8 @@ if history.empty:
     st.caption("No saved changes yet.")
 else:
     st.dataframe(
-        history[["changed_at", "changed_by", "changes", "version"]],
-        hide_index=True,
-        key="plan_history",
-        column_config={
-            "changed_at": st.column_config.DatetimeColumn("Changed at (UTC)", format="YYYY-MM-DD HH:mm"),
-            "changed_by": "By",
-            "changes": st.column_config.TextColumn("Changes", width="large"),
-        },
+        plan_history_table(history, cached_query(display_names)), hide_index=True, key="plan_history",
+        column_config={"Changes": st.column_config.TextColumn(width="large")},
     )
 
 if not may_edit:
@@ -229,7 +225,7 @@ if conflict := ss.get("plan_conflict"):
 with st.form("plan_edit", border=True):
     st.markdown(f"**Edit {item_id}** (loaded at version {loaded['version']})")
     f = st.columns([2, 1, 2])
-    f[0].selectbox("Status", PLAN_STATUSES, key=FIELDS["status"])
+    f[0].selectbox("Status", PLAN_STATUSES, format_func=plan_status_label, key=FIELDS["status"])
     f[1].number_input("Percent done", min_value=0, max_value=100, step=5, key=FIELDS["percent"])
     f[2].date_input("Done date", key=FIELDS["done_date"], help="Only with status done; empty means today")
     st.text_area("Comment", key=FIELDS["comment"], max_chars=4000)

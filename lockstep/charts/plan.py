@@ -152,6 +152,25 @@ def plan_timeline(items: pd.DataFrame, *, today: date, window: tuple[date, date]
         hi = max(dated["due_date"].max(), today, *(d for d in dated["done_date"] if d is not None))
     lo, hi = lo - timedelta(days=3), hi + timedelta(days=5)
     fig.update_xaxes(range=[lo.isoformat(), hi.isoformat()])
+    # A bar that starts after the right edge would leave its row empty: mark it at the edge
+    # with its due date instead, so every row shows something.
+    beyond = dated[[s > hi for s in dated["start"]]]
+    if not beyond.empty:
+        edge = (hi - timedelta(days=1)).isoformat()
+        fig.add_trace(
+            go.Scatter(
+                name="Later (after this window)",
+                y=beyond["label"],
+                x=[edge] * len(beyond),
+                mode="markers+text",
+                marker={"symbol": "triangle-right", "size": 10, "color": PLANNED_COLOR,
+                        "line": {"color": "#78909c", "width": 1}},
+                text=[f"due {d:%d %b %Y} " for d in beyond["due_date"]],
+                textposition="middle left",
+                textfont={"size": 10, "color": "#546e7a"},
+                hovertemplate="%{y}<br>%{text}<extra></extra>",
+            )
+        )
     return fig
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 from sqlalchemy import ColumnElement, and_, case, func, not_, or_, select
 from sqlalchemy.orm import Session
 
+from lockstep.labels import plan_status_label
 from lockstep.models import PlanItem, PlanItemUpdate, Workstream
 from lockstep.queries.program import program_today
 
@@ -252,25 +253,34 @@ def _fields(r) -> tuple:
 
 def _order_flag(later_id: str, later_status: str, earlier_id: str, earlier_status: str) -> str:
     if later_status in STARTED_STATUSES and earlier_status != "done":
-        return f"{later_id} is {later_status.replace('_', ' ')} while {earlier_id} is not done"
+        state = plan_status_label(later_status).lower()
+        return (
+            f"{later_id} is {state} while {earlier_id}, which it depends on, is {_not_done(earlier_status)}"
+        )
     return ""
 
 
-def dependency_conflicts(*, session: Session) -> pd.DataFrame:
-    """Live items under way (or done) while something they depend on is not done.
+def _not_done(status: str) -> str:
+    return "not started" if status == "not_started" else f"not done ({plan_status_label(status).lower()})"
 
-    Columns: id, status, dependency, dependency_status.
+
+def dependency_conflicts(*, session: Session) -> pd.DataFrame:
+    """Live items started or done while something they depend on is not done.
+
+    Columns: id, title, status, dependency, dependency_title, dependency_status (codes).
     """
     rows = session.execute(select(PlanItem.id, PlanItem.status, PlanItem.depends_on).where(_live())).all()
-    status = {item_id: st for item_id, st in session.execute(select(PlanItem.id, PlanItem.status))}
+    known = {i: (t, st) for i, t, st in session.execute(select(PlanItem.id, PlanItem.title, PlanItem.status))}
     out = [
-        (item_id, st, dep, status[dep])
+        (item_id, known[item_id][0], st, dep, *known[dep])
         for item_id, st, deps in rows
         if st in STARTED_STATUSES
         for dep in deps or []
-        if dep in status and status[dep] != "done"
+        if dep in known and known[dep][1] != "done"
     ]
-    return pd.DataFrame(out, columns=["id", "status", "dependency", "dependency_status"])
+    return pd.DataFrame(
+        out, columns=["id", "title", "status", "dependency", "dependency_title", "dependency_status"]
+    )
 
 
 def plan_item_history(*, session: Session, item_id: str, limit: int = 50) -> pd.DataFrame:

@@ -6,6 +6,7 @@ import math
 from datetime import date, datetime
 
 import pytest
+from sqlalchemy import select
 
 from lockstep.db import read_session, write_session
 from lockstep.models import PlanItem, Program, Workstream
@@ -144,10 +145,15 @@ def test_dependencies_both_ways_with_flags(plan_engine):
         conflicts = dependency_conflicts(session=s)
     assert a3[["relation", "id"]].values.tolist() == [["needed by", "A5"], ["needed by", "A6"]]
     assert a3.set_index("id").loc["A5", "flag"] == ""
-    assert a3.set_index("id").loc["A6", "flag"] == "A6 is in progress while A3 is not done"
+    assert a3.set_index("id").loc["A6", "flag"] == (
+        "A6 is in progress while A3, which it depends on, is not done (in progress)"
+    )
     assert a6[["relation", "id"]].values.tolist() == [["depends on", "A3"], ["depends on", "A1"]]
     assert a6.set_index("id").loc["A1", "flag"] == ""
-    assert conflicts.values.tolist() == [["A6", "in_progress", "A3", "in_progress"]]
+    with read_session(plan_engine) as s:
+        titles = dict(s.execute(select(PlanItem.id, PlanItem.title)).all())
+    expected = [["A6", titles["A6"], "in_progress", "A3", titles["A3"], "in_progress"]]
+    assert conflicts.values.tolist() == expected
 
 
 def test_burnup_counts_by_program_week(plan_engine):
