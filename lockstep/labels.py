@@ -8,8 +8,8 @@ reads on a page goes through here.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
 
 import pandas as pd
 
@@ -39,7 +39,7 @@ ROLE_LABELS: dict[str, str] = {
 }
 # Tenants of unmanaged tiers carry this address instead of a person's.
 SELF_SERVE = "self-serve@lockstep.example"
-SELF_SERVE_LABEL = "Self-serve (no account manager)"
+SELF_SERVE_LABEL = "Self-serve"
 # The plan YAML marks where an owner came from; people reading the page need only the owner.
 _OWNER_TAG = re.compile(r"\s*\((named|inferred)\)\s*$", re.IGNORECASE)
 _CODE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)+$")
@@ -258,3 +258,49 @@ class Names:
     def region(self, code: str | None) -> str:
         """A region code as its name."""
         return region_label(code)
+
+
+SIDE_STAGES = ("blocked", "rolled_back")
+
+
+def next_stage_index(
+    stages: Sequence[str],
+    current: str | None,
+    *,
+    reached: str | None = None,
+    side: Sequence[str] = SIDE_STAGES,
+) -> int:
+    """Where a 'stage reached' picker should start: the stage after `current` in `stages`.
+
+    From a side stage (blocked, rolled back) the next is the one after `reached`, the last
+    ordered stage the tenant reached; at the last stage it stays there; with no stage yet,
+    the first.
+    """
+    if current in side:
+        current = reached
+    if current is None or current not in stages:
+        return 0
+    i = list(stages).index(current)
+    return i + 1 if i + 1 < len(stages) and stages[i + 1] not in side else i
+
+
+def clock_note(program_today: date, real_today: date) -> str | None:
+    """Why dates on a page can be years apart: the rollout runs on the program's clock.
+
+    None when the program's today is the real one (nothing to explain).
+    """
+    if program_today == real_today:
+        return None
+    return (
+        f"Dates here have two clocks: rollout stages and 'status as of' follow the program's today "
+        f"({fmt_date(program_today)}: LOCKSTEP_AS_OF, or the real date capped at the program's end); "
+        f"notes and share links carry the real date they were written or stop working "
+        f"(today {fmt_date(real_today)})."
+    )
+
+
+def contact_label(email: str, name: str = "") -> str:
+    """A person to contact: 'Dana Lee (dana.lee@lockstep.example)', or the address alone."""
+    if email == SELF_SERVE:
+        return "our support team"
+    return f"{name} ({email})" if name else email

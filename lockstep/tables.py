@@ -207,3 +207,20 @@ def audit_entries_table(entries: pd.DataFrame) -> pd.DataFrame:
 def _json_or_blank(value) -> str:
     return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
 
+
+
+def customer_steps_table(steps) -> pd.DataFrame:
+    """A track's stages as the customer reads them (queries.customers.StageStep items)."""
+    return pd.DataFrame(
+        [
+            {
+                "Stage": s.name,
+                "Reached": "Yes" if s.reached else "Not yet",
+                # Reached with no date: the stage every tenant starts at.
+                "When": fmt_date(s.reached_at) if s.reached_at else ("From the start" if s.reached else ""),
+                "What it means": s.description or "",
+            }
+            for s in steps
+        ],
+        columns=["Stage", "Reached", "When", "What it means"],
+    )

@@ -7,6 +7,7 @@ import json
 import streamlit as st
 
 from lockstep.queries import audit as q
+from lockstep.tables import audit_entries_table
 from lockstep.ui.data import cached_query, run_query
 from lockstep.ui.session import current_actor
 
@@ -62,13 +63,13 @@ if entries.empty:
     st.stop()
 
 st.dataframe(
-    entries,
+    audit_entries_table(entries),
     hide_index=True,
     width="stretch",
     column_config={
-        "at": st.column_config.DatetimeColumn("at (UTC)", format="YYYY-MM-DD HH:mm:ss"),
-        "before": st.column_config.TextColumn("before", width="medium"),
-        "after": st.column_config.TextColumn("after", width="medium"),
+        "#": st.column_config.NumberColumn(width=50),
+        "Before": st.column_config.TextColumn(width="medium"),
+        "After": st.column_config.TextColumn(width="medium"),
     },
 )
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
+from lockstep.clock import utcnow
 from lockstep.db import write_session
 from lockstep.errors import LockstepError, NotFoundError
 from lockstep.exports import dataframe_to_csv
+from lockstep.labels import clock_note, fmt_date, fmt_datetime, fmt_seats, region_label
 from lockstep.permissions import can
 from lockstep.queries import customers as q
+from lockstep.queries.names import display_names
 from lockstep.queries.rollout import filter_options
 from lockstep.services.notes import MAX_NOTE_CHARS, add_note
+from lockstep.tables import customer_steps_table
 from lockstep.ui.data import cached_query, clear_after_write, engine
 from lockstep.ui.reports import customer_report_button
 from lockstep.ui.session import current_actor
@@ -27,7 +30,9 @@ if actor.is_manager:
     st.caption("Your tenants.")
 else:
     managers = cached_query(filter_options, actor=actor)["managers"]
-    pick = st.selectbox("Account manager", [ALL, *managers], key="customers_manager")
+    names_of = cached_query(display_names)
+    pick = st.selectbox("Account manager", [ALL, *managers], key="customers_manager",
+                        format_func=lambda m: m if m == ALL else names_of.person(m))
     manager = None if pick == ALL else pick
 
 search = st.text_input("Find a tenant by name or id", key="customers_search")
@@ -55,27 +60,20 @@ if flash := st.session_state.pop("customers_flash", None):
 st.subheader("Status")
 st.text(status.name)
 st.text(
-    f"Account {status.external_id} · {status.tier_name} · region {status.region} · {status.seats:,} seats · "
-    f"status as of {status.as_of:%d %B %Y}"
+    f"Account {status.external_id} · {status.tier_name} · {region_label(status.region)} · "
+    f"{fmt_seats(status.seats)} · rollout status as of {fmt_date(status.as_of)}"
 )
+if (clock := clock_note(status.as_of, utcnow().date())) is not None:
+    st.caption(clock)
 
 for tr in status.tracks:
     st.markdown(f"#### {tr.track_name}")
     c1, c2 = st.columns([1, 2])
     c1.metric("Now", tr.stage_name)
     c2.text(tr.next_text)
-    steps = pd.DataFrame(
-        [
-            {
-                "stage": s.name,
-                "reached": "yes" if s.reached else "not yet",
-                "when": s.reached_at.strftime("%Y-%m-%d") if s.reached_at else ("start" if s.reached else ""),
-                "what it means": s.description,
-            }
-            for s in tr.steps
-        ]
-    )
-    st.dataframe(steps, hide_index=True, width="stretch", key=f"customers_steps_{tr.track}")
+    st.dataframe(customer_steps_table(tr.steps), hide_index=True, width="stretch",
+                 key=f"customers_steps_{tr.track}",
+                 column_config={"What it means": st.column_config.TextColumn(width="large")})
 
 st.markdown("#### E2EE eligibility")
 st.text(status.e2ee_text)
@@ -87,12 +85,11 @@ st.caption("Notes are part of the customer's view: share links, the CSV and the 
 if not status.notes:
     st.caption("No notes yet.")
 else:
-    st.dataframe(
-        pd.DataFrame([{"date": n.created_at.strftime("%Y-%m-%d"), "note": n.body} for n in status.notes]),
-        hide_index=True,
-        width="stretch",
-        key="customers_notes",
-    )
+    # Whole notes, wrapped, as the customer reads them: a table cell would cut long ones off.
+    for note in status.notes:
+        with st.container(border=True):
+            st.caption(f"Written {fmt_datetime(note.created_at)}")
+            st.text(note.body)
 
 st.download_button(
     "Download this status (CSV)",

@@ -8,8 +8,11 @@ from lockstep.charts import stage_label
 from lockstep.charts.e2ee import adoption_by_tier_figure, blockers_figure
 from lockstep.charts.rollout import stage_mix_by_week_figure
 from lockstep.exports import dataframe_to_csv
+from lockstep.labels import fmt_int
 from lockstep.queries import e2ee as q
+from lockstep.queries.names import display_names
 from lockstep.queries.rollout import NOW, stage_mix_by_week, track_stages
+from lockstep.tables import not_enabled_by_manager_table, not_enabled_tenants_table
 from lockstep.ui.data import cached_query, deferred_query
 from lockstep.ui.session import current_actor
 
@@ -31,26 +34,31 @@ by_tier = cached_query(q.adoption_by_tier, actor=actor)
 per_stage = by_tier.groupby("stage")["n"].sum()
 total = int(per_stage.sum())
 c = st.columns(4)
-c[0].metric("Paid tenants covered", f"{total:,}")
-c[1].metric(stage_label(enabled), f"{int(per_stage.get(enabled, 0)):,}")
-c[2].metric("Pilot", f"{int(per_stage.get('pilot', 0)):,}")
-c[3].metric("Blocked", f"{int(per_stage.get('blocked', 0)):,}")
+c[0].metric("Paid tenants covered", fmt_int(total))
+c[1].metric(stage_label(enabled), fmt_int(per_stage.get(enabled, 0)))
+c[2].metric("Pilot", fmt_int(per_stage.get("pilot", 0)))
+c[3].metric("Blocked", fmt_int(per_stage.get("blocked", 0)))
 
 st.plotly_chart(
     adoption_by_tier_figure(by_tier, title="Paid tenants by tier and E2EE stage", stage_order=order),
     key="e2ee_by_tier",
 )
 by_week = cached_query(stage_mix_by_week, track=q.E2EE, actor=actor)
-st.plotly_chart(
-    stage_mix_by_week_figure(by_week, title="E2EE stage mix by ISO week", stage_order=order),
-    key="e2ee_by_week",
-)
 if actor.is_manager:
-    st.caption("Closed weeks are frozen per tier and region, not per account manager, so only now is shown.")
+    # One bar ("now") is no chart of weeks: say why there is none instead.
+    st.caption(
+        "No week-by-week chart here: closed weeks are frozen per tier and region, not per account "
+        "manager, so for your tenants only now is known (above)."
+    )
 elif (by_week["week"] == NOW).all():
     st.caption(
-        "Only now is shown: weeks appear here as they are closed with "
+        "No week-by-week chart yet: weeks appear as they are closed with "
         "`python -m lockstep snapshot close-week`."
+    )
+else:
+    st.plotly_chart(
+        stage_mix_by_week_figure(by_week, title="E2EE stage mix by ISO week", stage_order=order),
+        key="e2ee_by_week",
     )
 
 st.subheader("What holds tenants back")
@@ -69,12 +77,9 @@ by_manager = cached_query(q.not_enabled_by_manager, actor=actor)
 if by_manager.empty:
     st.success("Every paid tenant in view has E2EE enabled.")
     st.stop()
-st.dataframe(
-    by_manager.rename(columns={"account_manager": "account manager", "tenants": "not yet enabled"}),
-    hide_index=True,
-    width="stretch",
-    key="e2ee_managers",
-)
+names_of = cached_query(display_names)
+st.dataframe(not_enabled_by_manager_table(by_manager, names_of), hide_index=True, width="stretch",
+             key="e2ee_managers")
 st.download_button(
     "Download this table (CSV)",
     dataframe_to_csv(by_manager),
@@ -84,7 +89,8 @@ st.download_button(
     on_click="ignore",  # a download needs no rerun (and a rerun would drop pending downloads)
 )
 
-manager = st.selectbox("Drill down into", list(by_manager["account_manager"]), key="e2ee_manager")
+manager = st.selectbox("Drill down into", list(by_manager["account_manager"]), format_func=names_of.person,
+                       key="e2ee_manager")
 waiting = int(by_manager.set_index("account_manager").at[manager, "tenants"])
 shown_key = f"e2ee_shown_{manager}"
 limit = st.session_state.get(shown_key, q.DRILL_DOWN_PAGE)
@@ -100,7 +106,10 @@ def show_more(key: str, now: int) -> None:
     st.session_state[key] = now + q.DRILL_DOWN_PAGE
 
 
-st.dataframe(for_display(tenants), hide_index=True, width="stretch", key="e2ee_tenants")
+st.dataframe(
+    not_enabled_tenants_table(tenants, names_of), hide_index=True, width="stretch", key="e2ee_tenants",
+    column_config={"Name": st.column_config.TextColumn(width="medium")},
+)
 c = st.columns([2, 1, 1.5])
 c[0].caption(f"{len(tenants):,} of {waiting:,} not yet enabled, by name.")
 if len(tenants) < waiting:

@@ -36,7 +36,7 @@ cols[0].metric(
 )
 for col, row in zip(cols[1:], deadlines.itertuples(), strict=True):
     col.metric(
-        row.what + (" (passed)" if row.days_left < 0 else ""), days_left_label(row.days_left),
+        row.what, days_left_label(row.days_left),
         help=f"{row.deadline:%A} {row.deadline.day} {row.deadline:%B %Y}",
     )
 

@@ -11,13 +11,23 @@ from lockstep.charts.rollout import stage_funnel_figure, stage_mix_by_week_figur
 from lockstep.db import write_session
 from lockstep.errors import LockstepError, NotFoundError
 from lockstep.forecast import PACE_DEFINITION, PACE_UNIT, format_pace
-from lockstep.labels import days_left_label, fmt_date, fmt_days, fmt_int
+from lockstep.labels import (
+    days_left_label,
+    fmt_date,
+    fmt_datetime,
+    fmt_days,
+    fmt_int,
+    fmt_seats,
+    next_stage_index,
+)
 from lockstep.permissions import can
 from lockstep.queries import rollout as q
 from lockstep.queries.e2ee import feature_name
+from lockstep.queries.names import display_names
 from lockstep.queries.program import program_today
 from lockstep.queries.scope import is_narrowed
 from lockstep.services.rollout import record_event
+from lockstep.tables import tenant_events_table, tenant_list_table, tenant_states_table
 from lockstep.ui.data import cached_query, clear_after_write, engine
 from lockstep.ui.session import current_actor
 from lockstep.ui.uploads import KINDS, TYPES, import_upload
@@ -80,13 +90,18 @@ stages = cached_query(q.track_stages, track=track)
 options = cached_query(q.filter_options, actor=actor)
 
 cols = st.columns(4)
-tiers = cols[0].multiselect("Tier", options["tiers"], key="rollout_tiers")
-regions = cols[1].multiselect("Region", options["regions"], key="rollout_regions")
+names_of = cached_query(display_names)
+tiers = cols[0].multiselect("Tier", options["tiers"], format_func=names_of.tier, key="rollout_tiers")
+regions = cols[1].multiselect(
+    "Region", options["regions"], format_func=names_of.region, key="rollout_regions"
+)
 if actor.is_manager:
     managers: list[str] = []
     cols[2].text_input("Account manager", "Your tenants only", disabled=True)
 else:
-    managers = cols[2].multiselect("Account manager", options["managers"], key="rollout_managers")
+    managers = cols[2].multiselect(
+        "Account manager", options["managers"], format_func=names_of.person, key="rollout_managers"
+    )
 picked_stages = cols[3].multiselect(
     "Stage", list(stages["stage"]), format_func=stage_label, key="rollout_stages"
 )
@@ -105,18 +120,22 @@ st.caption(f"{int(funnel['n'].sum()):,} tenants on this track match the filters.
 
 mix = cached_query(q.stage_mix_by_week, track=track, actor=actor, **filters)
 order = list(stages["stage"])
-st.plotly_chart(
-    stage_mix_by_week_figure(mix, title=f"{name}: stage mix by ISO week", stage_order=order),
-    key="rollout_mix",
-)
 if is_narrowed(actor, managers):
-    st.caption("Closed weeks are frozen per tier and region, not per account manager, so only now is shown.")
+    # One bar ("now") is no chart of weeks: say why there is none instead.
+    st.caption(
+        "No week-by-week chart here: closed weeks are frozen per tier and region, not per account "
+        "manager, so for one manager's tenants only now is known (above)."
+    )
 elif (mix["week"] == q.NOW).all():
     st.caption(
-        "Only now is shown: weeks appear here as they are closed with "
+        "No week-by-week chart yet: weeks appear as they are closed with "
         "`python -m lockstep snapshot close-week`."
     )
 else:
+    st.plotly_chart(
+        stage_mix_by_week_figure(mix, title=f"{name}: stage mix by ISO week", stage_order=order),
+        key="rollout_mix",
+    )
     st.caption("Closed weeks show the counts as restated by any later back-dated event; the last bar is now.")
 
 # --- the cut-over -------------------------------------------------------------------------
@@ -129,11 +148,12 @@ if cut is not None:
     c[1].metric("Of which blocked or rolled back", fmt_int(cut.side))
     pace_help = f"Pace: {PACE_DEFINITION}; the stage here is {ready_label}. Weekly's forecast uses the same."
     pace_text = "—" if cut.pace is None else f"{format_pace(cut.pace)} {PACE_UNIT}"
+    pace_value = "—" if cut.pace is None else format_pace(cut.pace)
     if cut.passed:
         c[2].metric(
             "Deadline passed", days_left_label(cut.days_left), help=f"Deadline {fmt_date(cut.deadline)}"
         )
-        c[3].metric(f"Pace to {ready_label}", pace_text, help=pace_help)
+        c[3].metric(f"Pace ({PACE_UNIT})", pace_value, help=pace_help)
         st.warning(
             f"The deadline ({fmt_date(cut.deadline)}) passed {fmt_days(-cut.days_left)} ago; "
             f"{fmt_int(cut.not_ready)} of {fmt_int(cut.total)} tenants are still not ready."
@@ -144,8 +164,9 @@ if cut is not None:
             help=f"Deadline {fmt_date(cut.deadline)}, today {fmt_date(cut.today)}",
         )
         c[3].metric(
-            "Needed pace", f"{format_pace(cut.needed_per_week)} {PACE_UNIT}",
-            delta=None if cut.pace is None else f"seen {pace_text}", delta_color="off", help=pace_help,
+            f"Needed pace ({PACE_UNIT})", format_pace(cut.needed_per_week),
+            delta=None if cut.pace is None else f"seen {pace_value}", delta_color="gray", delta_arrow="off",
+            help=pace_help,
         )
         st.caption(
             f"Needed: {format_pace(cut.needed_per_week)} {PACE_UNIT} to reach {ready_label} by "
@@ -169,10 +190,14 @@ page_no = s2.number_input("Page", min_value=1, value=1, step=1, key="rollout_pag
 page = cached_query(q.tenant_page, actor=actor, track=track, search=search, page=int(page_no), **filters)
 if page.total and page.page > page.pages:
     st.caption(f"There are only {page.pages} page(s).")
-shown = page.rows.assign(stage=[stage_label(s) for s in page.rows["stage"]]).rename(
-    columns={"external_id": "id", "account_manager": "account manager"}
-)
-st.dataframe(shown, hide_index=True, width="stretch", key="rollout_tenants")
+shown = tenant_list_table(page.rows, names_of)
+# Widths that fit beside the sidebar at 1280 pixels: no column hides off the right.
+st.dataframe(shown, hide_index=True, width="stretch", key="rollout_tenants", column_config={
+    "Id": st.column_config.TextColumn(width=75), "Name": st.column_config.TextColumn(width=190),
+    "Tier": st.column_config.TextColumn(width=90), "Region": st.column_config.TextColumn(width=105),
+    "Account manager": st.column_config.TextColumn(width=140),
+    "Stage": st.column_config.TextColumn(width=110), "Since": st.column_config.TextColumn(width=90),
+})
 first = (page.page - 1) * page.page_size
 of = f"more than {page.total:,}" if page.more else f"{page.total:,}"
 st.caption(
@@ -202,17 +227,12 @@ if flash := st.session_state.pop("rollout_flash", None):
     st.success(flash)
 st.subheader("Tenant")
 st.text(
-    f"{detail.name} ({detail.external_id}) · tier {detail.tier} · region {detail.region} · "
-    f"{detail.seats:,} seats · lowest client {detail.client_version or 'unknown'} · "
-    f"account manager {detail.account_manager}"
+    f"{detail.name} ({detail.external_id}) · {names_of.tier(detail.tier)} · "
+    f"{names_of.region(detail.region)} · "
+    f"{fmt_seats(detail.seats)} · lowest client {detail.client_version or 'unknown'} · "
+    f"account manager {names_of.person(detail.account_manager)}"
 )
-states = detail.states.assign(
-    stage=[stage_label(s) for s in detail.states["stage"]],
-    reached_stage=[stage_label(s) for s in detail.states["reached_stage"]],
-)[["track_name", "stage", "reached_stage", "since", "note"]].rename(
-    columns={"track_name": "track", "reached_stage": "last stage reached"}
-)
-st.dataframe(states, hide_index=True, width="stretch", key="rollout_states")
+st.dataframe(tenant_states_table(detail.states), hide_index=True, width="stretch", key="rollout_states")
 
 all_stages = {
     t: list(
@@ -229,7 +249,8 @@ st.plotly_chart(
     key="rollout_timeline",
 )
 with st.expander(f"Events ({len(detail.events)} latest, at most {q.EVENT_LIMIT})"):
-    st.dataframe(detail.events, hide_index=True, width="stretch", key="rollout_events")
+    st.dataframe(tenant_events_table(detail.events, track_names, names_of), hide_index=True, width="stretch",
+                 key="rollout_events")
 
 st.markdown("**Blockers**")
 if detail.blockers.empty and detail.blocked_notes.empty:
@@ -239,15 +260,18 @@ if not detail.blockers.empty:
         detail.blockers.assign(
             track=[track_names.get(t, t) for t in detail.blockers["track"]],
             feature=[feature_name(f) for f in detail.blockers["feature"]],
-        ).rename(columns={"feature": "feature in use that blocks it"}),
+        ).rename(columns={"track": "Track", "feature": "Feature in use that blocks it"}),
         hide_index=True,
         key="rollout_blockers",
     )
 if not detail.blocked_notes.empty:
     st.dataframe(
         detail.blocked_notes.assign(
-            track=[track_names.get(t, t) for t in detail.blocked_notes["track"]]
-        ).rename(columns={"occurred_at": "blocked at", "note": "why (from the blocked event)"}),
+            track=[track_names.get(t, t) for t in detail.blocked_notes["track"]],
+            occurred_at=[fmt_datetime(t) for t in detail.blocked_notes["occurred_at"]],
+        ).rename(
+            columns={"occurred_at": "Blocked at", "track": "Track", "note": "Why (from the blocked event)"}
+        ),
         hide_index=True,
         width="stretch",
         key="rollout_blocked_notes",
@@ -259,8 +283,16 @@ if can(actor, "event.record"):
     ev_track = st.selectbox("Track", list(tracks["code"]), format_func=track_names.get, key="event_track")
     ev_stages = list(cached_query(q.track_stages, track=ev_track)["stage"])
     today = cached_query(program_today)
+    on_track = detail.states[detail.states["track"] == ev_track]
+    now_at, reached = (
+        (on_track["stage"].iloc[0], on_track["reached_stage"].iloc[0]) if len(on_track) else (None, None)
+    )
     with st.form("record_event"):
-        ev_stage = st.selectbox("Stage reached", ev_stages, format_func=stage_label)
+        # What people record is nearly always the next step, so that is what the form offers first.
+        ev_stage = st.selectbox(
+            "Stage reached", ev_stages, index=next_stage_index(ev_stages, now_at, reached=reached),
+            format_func=stage_label,
+        )
         d1, d2 = st.columns(2)
         ev_date = d1.date_input("Date (UTC)", value=today)
         ev_time = d2.time_input("Time (UTC)", value=time(9, 0))

@@ -6,10 +6,11 @@ Navigation serves this page alone and hidden (no sidebar, no menu) whenever the 
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
+from lockstep.labels import contact_label, fmt_date, fmt_seats, region_label
 from lockstep.services.share_links import shared_tenant_status
+from lockstep.tables import customer_steps_table
 from lockstep.ui.data import run_query
 from lockstep.ui.safe import md
 
@@ -24,8 +25,8 @@ if status is None:
 st.caption("Security migration status")
 st.title(md(status.name))
 st.text(
-    f"Account {status.external_id} · {status.tier_name} · region {status.region} · "
-    f"{status.seats:,} seats · status as of {status.as_of:%d %B %Y}"
+    f"Account {status.external_id} · {status.tier_name} · {region_label(status.region)} · "
+    f"{fmt_seats(status.seats)} · rollout status as of {fmt_date(status.as_of)}"
 )
 
 for tr in status.tracks:
@@ -33,22 +34,8 @@ for tr in status.tracks:
     now_col, next_col = st.columns([1, 2])
     now_col.metric("Now", tr.stage_name)
     next_col.text(tr.next_text)
-    st.dataframe(
-        pd.DataFrame(
-            [
-                {
-                    "stage": s.name,
-                    "reached": "yes" if s.reached else "not yet",
-                    "when": s.reached_at.strftime("%Y-%m-%d") if s.reached_at else "",
-                    "what it means": s.description,
-                }
-                for s in tr.steps
-            ],
-            columns=["stage", "reached", "when", "what it means"],
-        ),
-        hide_index=True,
-        width="stretch",
-    )
+    st.dataframe(customer_steps_table(tr.steps), hide_index=True, width="stretch",
+                 column_config={"What it means": st.column_config.TextColumn(width="large")})
 
 st.subheader("Can this account use end-to-end encryption?")
 st.text(status.e2ee_text)
@@ -57,12 +44,12 @@ for sentence in status.blockers:
 
 if status.notes:
     st.subheader("Notes from your account manager")
-    st.dataframe(
-        pd.DataFrame([{"date": n.created_at.strftime("%Y-%m-%d"), "note": n.body} for n in status.notes]),
-        hide_index=True,
-        width="stretch",
-    )
+    for note in status.notes:
+        with st.container(border=True):
+            st.caption(f"Written {fmt_date(note.created_at)}")
+            st.text(note.body)
 
 st.divider()
-st.text(f"Questions? Your account manager: {status.account_manager}")
+st.text("Questions? Your account manager: "
+        + contact_label(status.account_manager, status.account_manager_name))
 st.caption("This page is read-only and shows this account only.")

@@ -21,8 +21,10 @@ from lockstep.labels import deadline_delta, done_of_due, fmt_date, fmt_int, fmt_
 from lockstep.permissions import can
 from lockstep.queries import rollout as rollout_queries
 from lockstep.queries import weekly as q
+from lockstep.queries.names import display_names
 from lockstep.queries.program import program_today
 from lockstep.services.snapshots import backfill_weeks
+from lockstep.tables import largest_stuck_table, overdue_items_table, stuck_by_tier_table
 from lockstep.ui.data import cached_query, clear_after_write, engine
 from lockstep.ui.reports import weekly_report_buttons
 from lockstep.ui.session import current_actor
@@ -172,34 +174,32 @@ else:
 # --- top risks (today, not the chosen week) --------------------------------------------------
 today = cached_query(program_today)
 risks = cached_query(q.top_risks, actor=actor, as_of=today)
-st.subheader(f"Top risks today ({today:%Y-%m-%d})")
+st.subheader(f"Top risks today ({fmt_date(today)})")
 st.caption("Risks are about today, whatever week is chosen above: what is late and who is stuck now.")
 st.markdown(f"**Overdue plan items: {len(risks.overdue_items)}** (not done and due before today)")
+names_of = cached_query(display_names)
 st.dataframe(
-    risks.overdue_items[["id", "title", "owner", "due_date", "days_overdue", "status"]].assign(
-        status=risks.overdue_items["status"].str.replace("_", " ")),
-    hide_index=True, key="weekly_overdue",
-    column_config={"id": "Item", "title": st.column_config.TextColumn("Title", width="large"),
-                   "owner": "Owner", "due_date": st.column_config.DateColumn("Due"),
-                   "days_overdue": "Days overdue", "status": "Status"},
+    overdue_items_table(risks.overdue_items), hide_index=True, key="weekly_overdue",
+    column_config={"Item": st.column_config.TextColumn(width=45),
+                   "Title": st.column_config.TextColumn(width=300),
+                   "Owner": st.column_config.TextColumn(width=170),
+                   "Due": st.column_config.TextColumn(width=90),
+                   "Overdue": st.column_config.TextColumn(width=70),
+                   "Status": st.column_config.TextColumn(width=110)},
 )
 by_tier = risks.stuck_by_tier
-st.markdown(f"**Stuck tenants: {int(by_tier['total'].sum()):,}** (blocked, rolled back, "
+st.markdown(f"**Stuck tenants: {fmt_int(by_tier['total'].sum())}** (blocked, rolled back, "
             "or still on the legacy cipher after the deadline)")
-st.dataframe(
-    by_tier[["tier_name", "blocked", "rolled_back", "not_started_late", "total"]],
-    hide_index=True, key="weekly_stuck_tiers",
-    column_config={"tier_name": "Tier", "blocked": "Blocked", "rolled_back": "Rolled back",
-                   "not_started_late": "Legacy after deadline", "total": "Total"},
-)
+st.dataframe(stuck_by_tier_table(by_tier), hide_index=True, key="weekly_stuck_tiers")
 st.markdown(f"**The {len(risks.largest_stuck)} largest stuck tenants, by seats**")
 st.dataframe(
-    risks.largest_stuck[["external_id", "name", "tier", "seats", "reason", "since", "account_manager"]],
-    hide_index=True, key="weekly_largest",
-    column_config={"external_id": "Tenant", "name": "Name", "tier": "Tier",
-                   "seats": st.column_config.NumberColumn("Seats", format="%d"), "reason": "Why stuck",
-                   "since": st.column_config.DatetimeColumn("Since", format="YYYY-MM-DD"),
-                   "account_manager": "Account manager"},
+    largest_stuck_table(risks.largest_stuck, names_of), hide_index=True, key="weekly_largest",
+    column_config={"Tenant": st.column_config.TextColumn(width=230),
+                   "Tier": st.column_config.TextColumn(width=85),
+                   "Seats": st.column_config.TextColumn(width=60),
+                   "Why stuck": st.column_config.TextColumn(width=170),
+                   "Since": st.column_config.TextColumn(width=90),
+                   "Account manager": st.column_config.TextColumn(width=140)},
 )
 
 if may_close:

@@ -24,6 +24,7 @@ from lockstep.models import (
     Tier,
     Track,
     TrackStage,
+    User,
 )
 from lockstep.permissions import Actor
 from lockstep.queries.e2ee import E2EE, blocker_sentence
@@ -110,6 +111,7 @@ class CustomerStatus:
     e2ee_text: str
     blockers: tuple[str, ...]
     notes: tuple[Note, ...]
+    account_manager_name: str = ""
 
 
 def _fmt(d: date) -> str:
@@ -244,6 +246,7 @@ def customer_status(*, session: Session, actor: Actor, tenant_external_id: str) 
         e2ee_text,
         blockers,
         notes,
+        session.scalar(select(User.display_name).where(User.email == t.account_manager)) or "",
     )
 
 

@@ -10,8 +10,10 @@ from lockstep.config import get_settings
 from lockstep.db import write_session
 from lockstep.errors import LockstepError
 from lockstep.permissions import can
+from lockstep.queries.names import display_names
 from lockstep.services.share_links import MAX_DAYS, create_share_link, list_share_links, revoke_share_link
-from lockstep.ui.data import clear_after_write, engine, run_query
+from lockstep.tables import share_links_table
+from lockstep.ui.data import cached_query, clear_after_write, engine, run_query
 from lockstep.ui.session import current_actor
 
 _NEW_LINK = "share_new_link"
@@ -59,11 +61,8 @@ def share_link_panel(tenant_external_id: str) -> None:
     if links.empty:
         st.caption("No share links for this tenant yet.")
         return
-    st.dataframe(
-        links[["id", "status", "created_by", "created_at", "expires_at", "revoked_at", "revoked_by"]],
-        hide_index=True,
-        width="stretch",
-    )
+    st.dataframe(share_links_table(links, cached_query(display_names)), hide_index=True, width="stretch")
+    st.caption("Times are real (UTC), whatever date the rollout status is as of.")
     active = links.loc[links["status"] == "active", "id"].tolist()
     if not active:
         return
