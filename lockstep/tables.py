@@ -68,6 +68,10 @@ def dependency_conflicts_table(conflicts: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+DEP_WIDTHS = {"Relation": {"width": 90}, "Item": {"width": 330}, "Status": {"width": 110},
+              "Due": {"width": 95}, "Done": {"width": 95}}
+
+
 def plan_dependencies_table(deps: pd.DataFrame) -> pd.DataFrame:
     """One item's dependencies both ways (queries.plan.plan_item_dependencies)."""
     return label_frame(
@@ -207,6 +211,12 @@ def audit_entries_table(entries: pd.DataFrame) -> pd.DataFrame:
 def _json_or_blank(value) -> str:
     return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
 
+
+
+# Column widths (pixels, as st.dataframe column_config) of customer_steps_table that fit
+# beside the sidebar at 1280 pixels.
+STEP_WIDTHS = {"Stage": {"width": 130}, "Reached": {"width": 75}, "When": {"width": 95},
+               "What it means": {"width": 490}}
 
 
 def customer_steps_table(steps) -> pd.DataFrame:

@@ -66,11 +66,10 @@ st.dataframe(
     audit_entries_table(entries),
     hide_index=True,
     width="stretch",
-    column_config={
-        "#": st.column_config.NumberColumn(width=50),
-        "Before": st.column_config.TextColumn(width="medium"),
-        "After": st.column_config.TextColumn(width="medium"),
-    },
+    # Widths that fit beside the sidebar at 1280 pixels; the entry in full is below.
+    column_config={"#": {"width": 50}, "When (UTC)": {"width": 150}, "Who": {"width": 150},
+                   "Action": {"width": 110}, "What": {"width": 80}, "Which": {"width": 90},
+                   "Before": {"width": 90}, "After": {"width": 90}},
 )
 
 # --- one entry in full ------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from lockstep.queries import customers as q
 from lockstep.queries.names import display_names
 from lockstep.queries.rollout import filter_options
 from lockstep.services.notes import MAX_NOTE_CHARS, add_note
-from lockstep.tables import customer_steps_table
+from lockstep.tables import STEP_WIDTHS, customer_steps_table
 from lockstep.ui.data import cached_query, clear_after_write, engine
 from lockstep.ui.reports import customer_report_button
 from lockstep.ui.session import current_actor
@@ -73,7 +73,7 @@ for tr in status.tracks:
     c2.text(tr.next_text)
     st.dataframe(customer_steps_table(tr.steps), hide_index=True, width="stretch",
                  key=f"customers_steps_{tr.track}",
-                 column_config={"What it means": st.column_config.TextColumn(width="large")})
+                 column_config=STEP_WIDTHS)
 
 st.markdown("#### E2EE eligibility")
 st.text(status.e2ee_text)

@@ -108,7 +108,9 @@ def show_more(key: str, now: int) -> None:
 
 st.dataframe(
     not_enabled_tenants_table(tenants, names_of), hide_index=True, width="stretch", key="e2ee_tenants",
-    column_config={"Name": st.column_config.TextColumn(width="medium")},
+    column_config={"Id": {"width": 75}, "Name": {"width": 200}, "Tier": {"width": 80},
+                   "Region": {"width": 105}, "Stage": {"width": 80}, "Since": {"width": 95},
+                   "Held back by": {"width": 170}},
 )
 c = st.columns([2, 1, 1.5])
 c[0].caption(f"{len(tenants):,} of {waiting:,} not yet enabled, by name.")

@@ -16,6 +16,7 @@ from lockstep.queries.names import display_names
 from lockstep.queries.program import program_window
 from lockstep.services.plan_items import update_plan_item
 from lockstep.tables import (
+    DEP_WIDTHS,
     dependency_conflicts_table,
     plan_dependencies_table,
     plan_history_table,
@@ -65,7 +66,7 @@ st.dataframe(
     plan_items_table(items), hide_index=True, key="plan_table",
     column_config={
         "Id": st.column_config.TextColumn(width=45),
-        "Title": st.column_config.TextColumn(width=200),
+        "Title": st.column_config.TextColumn(width=185),
         "Owner": st.column_config.TextColumn(width=140),
         "Status": st.column_config.TextColumn(width=140),
         "Done %": st.column_config.ProgressColumn(min_value=0, max_value=100, format="%d%%", width=80,
@@ -94,7 +95,9 @@ if not conflicts.empty:
     st.warning(
         f"{len(conflicts)} item(s) were started or finished while something they depend on is not done."
     )
-    st.dataframe(dependency_conflicts_table(conflicts), hide_index=True, key="plan_conflicts")
+    st.dataframe(dependency_conflicts_table(conflicts), hide_index=True, key="plan_conflicts",
+                 column_config={"Item": {"width": 290}, "Its status": {"width": 100},
+                                "Depends on": {"width": 290}, "That one's status": {"width": 110}})
 
 # --- one item ------------------------------------------------------------------------------
 st.subheader("Item")
@@ -114,8 +117,7 @@ if deps.empty:
 else:
     st.dataframe(
         plan_dependencies_table(deps), hide_index=True, key="plan_deps",
-        column_config={"Item": st.column_config.TextColumn(width="large"),
-                       "Done %": st.column_config.NumberColumn(format="%d%%")},
+        column_config={**DEP_WIDTHS, "Done %": st.column_config.NumberColumn(format="%d%%", width=70)},
     )
     for flag in deps["flag"][deps["flag"] != ""]:
         st.warning(flag)
@@ -126,7 +128,8 @@ if history.empty:
 else:
     st.dataframe(
         plan_history_table(history, cached_query(display_names)), hide_index=True, key="plan_history",
-        column_config={"Changes": st.column_config.TextColumn(width="large")},
+        column_config={"Changed": {"width": 150}, "By": {"width": 130}, "Changes": {"width": 430},
+                       "Version": {"width": 70}},
     )
 
 if not may_edit:

@@ -232,7 +232,10 @@ st.text(
     f"{fmt_seats(detail.seats)} · lowest client {detail.client_version or 'unknown'} · "
     f"account manager {names_of.person(detail.account_manager)}"
 )
-st.dataframe(tenant_states_table(detail.states), hide_index=True, width="stretch", key="rollout_states")
+st.dataframe(tenant_states_table(detail.states), hide_index=True, width="stretch", key="rollout_states",
+             column_config={"Track": {"width": 190}, "Stage": {"width": 120},
+                            "Last stage reached": {"width": 140}, "Since": {"width": 150},
+                            "Note": {"width": 200}})
 
 all_stages = {
     t: list(
@@ -250,7 +253,10 @@ st.plotly_chart(
 )
 with st.expander(f"Events ({len(detail.events)} latest, at most {q.EVENT_LIMIT})"):
     st.dataframe(tenant_events_table(detail.events, track_names, names_of), hide_index=True, width="stretch",
-                 key="rollout_events")
+                 key="rollout_events",
+                 column_config={"When": {"width": 150}, "Track": {"width": 170},
+                                "Stage reached": {"width": 120}, "Source": {"width": 90}, "By": {"width": 100},
+                                "Note": {"width": 170}})
 
 st.markdown("**Blockers**")
 if detail.blockers.empty and detail.blocked_notes.empty:

@@ -10,7 +10,7 @@ import streamlit as st
 
 from lockstep.labels import contact_label, fmt_date, fmt_seats, region_label
 from lockstep.services.share_links import shared_tenant_status
-from lockstep.tables import customer_steps_table
+from lockstep.tables import STEP_WIDTHS, customer_steps_table
 from lockstep.ui.data import run_query
 from lockstep.ui.safe import md
 
@@ -35,7 +35,7 @@ for tr in status.tracks:
     now_col.metric("Now", tr.stage_name)
     next_col.text(tr.next_text)
     st.dataframe(customer_steps_table(tr.steps), hide_index=True, width="stretch",
-                 column_config={"What it means": st.column_config.TextColumn(width="large")})
+                 column_config=STEP_WIDTHS)
 
 st.subheader("Can this account use end-to-end encryption?")
 st.text(status.e2ee_text)

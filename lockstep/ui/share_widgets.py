@@ -61,7 +61,12 @@ def share_link_panel(tenant_external_id: str) -> None:
     if links.empty:
         st.caption("No share links for this tenant yet.")
         return
-    st.dataframe(share_links_table(links, cached_query(display_names)), hide_index=True, width="stretch")
+    st.dataframe(
+        share_links_table(links, cached_query(display_names)), hide_index=True, width="stretch",
+        column_config={"Link": {"width": 50}, "State": {"width": 70}, "Made by": {"width": 120},
+                       "Made": {"width": 150}, "Stops working": {"width": 150}, "Revoked": {"width": 150},
+                       "Revoked by": {"width": 120}},
+    )
     st.caption("Times are real (UTC), whatever date the rollout status is as of.")
     active = links.loc[links["status"] == "active", "id"].tolist()
     if not active:
