@@ -255,8 +255,8 @@ with st.expander(f"Events ({len(detail.events)} latest, at most {q.EVENT_LIMIT})
     st.dataframe(tenant_events_table(detail.events, track_names, names_of), hide_index=True, width="stretch",
                  key="rollout_events",
                  column_config={"When": {"width": 150}, "Track": {"width": 170},
-                                "Stage reached": {"width": 120}, "Source": {"width": 90}, "By": {"width": 100},
-                                "Note": {"width": 170}})
+                                "Stage reached": {"width": 120}, "Source": {"width": 90},
+                                "By": {"width": 100}, "Note": {"width": 170}})
 
 st.markdown("**Blockers**")
 if detail.blockers.empty and detail.blocked_notes.empty:
