@@ -45,7 +45,7 @@ def test_admin_sees_the_newest_page_and_numbers_equal_sql(busy_log, open_page):
     assert caption_count(at) == total
     assert at.success[0].value.startswith(f"Chain verified ✓ — {total:,} entries")
     newest = [r[0] for r in sql(busy_log, "SELECT id FROM audit_log ORDER BY id DESC LIMIT 50")]
-    assert list(at.dataframe[0].value["id"]) == newest
+    assert list(at.dataframe[0].value["#"]) == newest
     assert at.number_input(key="audit_page").label == f"Page (of {-(-total // 50)})"
 
 
@@ -54,7 +54,7 @@ def test_paging_is_done_in_sql_and_matches(busy_log, open_page):
     at.number_input(key="audit_page").set_value(2).run()
     assert not at.exception
     expected = [r[0] for r in sql(busy_log, "SELECT id FROM audit_log ORDER BY id DESC LIMIT 50 OFFSET 50")]
-    assert list(at.dataframe[0].value["id"]) == expected
+    assert list(at.dataframe[0].value["#"]) == expected
 
 
 def test_filters_match_sql(busy_log, open_page):
@@ -68,7 +68,7 @@ def test_filters_match_sql(busy_log, open_page):
     )[0][0]
     assert caption_count(at) == expected == 40
     at.text_input(key="audit_entity_id").input("7").run()
-    assert list(at.dataframe[0].value["entity_id"]) == ["7"]
+    assert list(at.dataframe[0].value["Which"]) == ["7"]
 
 
 def test_date_range_is_inclusive_and_matches_sql(busy_log, open_page):
@@ -79,7 +79,7 @@ def test_date_range_is_inclusive_and_matches_sql(busy_log, open_page):
     at.date_input(key="audit_end").set_value(date(2020, 5, 1)).run()
     assert not at.exception
     assert caption_count(at) == 5
-    assert sorted(at.dataframe[0].value["id"]) == [1, 2, 3, 4, 5]
+    assert sorted(at.dataframe[0].value["#"]) == [1, 2, 3, 4, 5]
 
 
 def test_no_match_says_so(busy_log, open_page):
@@ -102,7 +102,7 @@ def test_before_and_after_are_json_text_never_markup(busy_log, open_page):
     at = open_page("audit", "admin")
     frame = at.dataframe[0].value
     newest = frame.iloc[0]
-    assert HOSTILE["name"] in newest["after"] and newest["after"].startswith("{")
+    assert HOSTILE["name"] in newest["After"] and newest["After"].startswith("{")
     # The full entry is shown in code blocks (verbatim text).
     bodies = [c.value for c in at.code]
     assert any(HOSTILE["html"] in b for b in bodies)

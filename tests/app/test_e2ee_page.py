@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from lockstep.labels import person_label
 from tests.app.conftest import ACTORS
 from tests.app.helpers import figure_titled as _figure
 from tests.app.helpers import rows as _rows
@@ -88,14 +89,17 @@ def test_e2ee_numbers_match_sql(open_page, demo_engine, role):
             params,
         )
     )
-    table = _table(at, "not yet enabled")
-    assert dict(zip(table["account manager"], table["not yet enabled"], strict=True)) == per_manager
+    table = _table(at, "Not yet enabled")
+    people = dict(_rows(demo_engine, "SELECT email, display_name FROM users"))
+    # Managers by name (self-serve tenants under one label), counts written out.
+    expected = {person_label(email, people): f"{n:,}" for email, n in per_manager.items()}
+    assert dict(zip(table["Account manager"], table["Not yet enabled"], strict=True)) == expected
     if role == "account_manager":
         assert list(per_manager) == [ACTORS[role].email]
 
-    first = table["account manager"].iloc[0]
-    assert at.selectbox(key="e2ee_manager").value == first
-    drill = _table(at, "blockers")
+    first = at.selectbox(key="e2ee_manager").value
+    assert person_label(first, people) == table["Account manager"].iloc[0]
+    drill = _table(at, "Held back by")
     assert len(drill) == per_manager[first]
     assert len(at.get("download_button")) == 2
 
@@ -106,7 +110,7 @@ def test_drill_down_follows_the_manager_picked(open_page, demo_engine):
     manager = box.options[-1]
     box.select(manager).run()
     ids = _waiting(demo_engine, manager)
-    assert list(_table(at, "blockers")["id"]) == ids
+    assert list(_table(at, "Held back by")["Id"]) == ids
 
 
 def test_drill_down_shows_a_page_at_a_time_until_all_are_shown(open_page, demo_engine, monkeypatch):
@@ -119,7 +123,7 @@ def test_drill_down_shows_a_page_at_a_time_until_all_are_shown(open_page, demo_e
     assert len(ids) > 8
     shown = 4
     while True:
-        assert list(_table(at, "blockers")["id"]) == ids[:shown]
+        assert list(_table(at, "Held back by")["Id"]) == ids[:shown]
         assert f"{shown:,} of {len(ids):,} not yet enabled, by name." in [c.value for c in at.caption]
         more = [b for b in at.button if b.key == "e2ee_more"]
         if shown == len(ids):
@@ -136,4 +140,4 @@ def test_drill_down_shows_a_page_at_a_time_until_all_are_shown(open_page, demo_e
         f"SELECT count(*) FROM current_state cs WHERE {NOT_ENABLED} AND cs.account_manager = :m",
         {"m": other},
     )[0][0]
-    assert len(_table(at, "blockers")) == min(4, theirs) > 0
+    assert len(_table(at, "Held back by")) == min(4, theirs) > 0

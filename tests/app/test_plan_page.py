@@ -71,7 +71,7 @@ def _open_item(open_page, demo_engine, role="security_lead") -> tuple:
 def test_plan_page_shows_every_live_item_and_the_charts(open_page, demo_engine, role):
     at = open_page("plan", role)
     assert not at.exception
-    table = _table(at, "slip_days")
+    table = _table(at, "Slip")
     assert len(table) == _live_count(demo_engine)
     timeline = {t["name"]: t for t in _figure(at, 0)["data"]}
     assert len(timeline["Planned"]["y"]) == _live_count(demo_engine, "due_date IS NOT NULL")
@@ -94,12 +94,12 @@ def test_executive_is_told_the_page_is_read_only(open_page):
 def test_filters_narrow_the_table_in_sql(open_page, demo_engine):
     at = open_page("plan", "security_lead")
     at.multiselect(key="plan_statuses").set_value(["done"]).run()
-    assert len(_table(at, "slip_days")) == _live_count(demo_engine, "status = 'done'")
+    assert len(_table(at, "Slip")) == _live_count(demo_engine, "status = 'done'")
     at.multiselect(key="plan_statuses").set_value([]).run()
     at.checkbox(key="plan_overdue").check().run()
     with demo_engine.connect() as conn:
         end = conn.execute(text("SELECT end_date FROM program")).scalar()
-    assert len(_table(at, "slip_days")) == _live_count(
+    assert len(_table(at, "Slip")) == _live_count(
         demo_engine, "status <> 'done' AND due_date < :end", end=end
     )
 
@@ -122,8 +122,8 @@ def test_edit_through_the_form_saves_and_audits(open_page, demo_engine):
     }
     assert _audits(demo_engine, item_id) == 1
     assert any(f"Saved {item_id}" in s.value for s in at.success)
-    history = _table(at, "changed_by")
-    assert "status:" in history["changes"].iloc[0]
+    history = _table(at, "Changes")
+    assert "status:" in history["Changes"].iloc[0]
 
 
 def test_the_form_shows_the_saved_values_after_another_page_and_saving_wipes_nothing(open_page, demo_engine):
@@ -177,7 +177,7 @@ def test_conflict_shows_their_change_and_keeps_my_input(open_page, demo_engine):
     assert _item(demo_engine, item_id)["comment"] == "theirs"
     assert at.number_input(key="plan_edit_percent").value == 55
     assert at.text_area(key="plan_edit_comment").value == "my unsaved note"
-    assert _table(at, "changed_by")["changed_by"].iloc[0] == OTHER.email  # history no longer cached
+    assert _table(at, "Changes")["By"].iloc[0] == OTHER.email  # history no longer cached
     mine = _table(at, "you loaded").set_index("field")
     assert sorted(mine.index) == ["comment", "percent"]  # only what I changed
     assert mine.loc["comment", "yours"] == "my unsaved note" and mine.loc["comment", "now saved"] == "theirs"

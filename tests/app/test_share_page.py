@@ -145,9 +145,8 @@ def test_hostile_names_and_notes_are_shown_as_text(demo_engine):
     title = at.title[0]
     # Escaped for Markdown: every angle bracket and parenthesis carries a backslash.
     assert "<script>" not in title.value and title.value.replace("\\", "") == SCRIPT_NAME
-    # The note is a dataframe cell: data, never markup.
-    notes = at.dataframe[-1].value
-    assert IMG_NOTE in list(notes["note"])
+    # The note is st.text: shown verbatim and whole, never markup.
+    assert IMG_NOTE in [t.value for t in at.text]
     for el in at.markdown:
         assert not el.proto.allow_html
 
@@ -185,13 +184,15 @@ def test_the_panel_creates_shows_once_lists_and_revokes(demo_engine, monkeypatch
     assert open_share(token).metric
     assert not sql(demo_engine, "SELECT 1 FROM share_links WHERE token_hash = :t", t=token)
     links = at.dataframe[0].value
-    assert list(links["status"]) == ["active"] and list(links["created_by"]) == [manager]
+    # In words: the state, who made it by name, and what the date means.
+    assert list(links["State"]) == ["Active"] and list(links["Made by"]) == ["Dana Lee"]
+    assert "Stops working" in links.columns
     # The demo database is SQLite.
     days = sql(demo_engine, "SELECT julianday(expires_at) - julianday(created_at) FROM share_links")[0][0]
     assert round(days, 6) == 3
     at.button(key=f"share_{ext}_revoke").click().run()
     assert not at.exception
-    assert list(at.dataframe[0].value["status"]) == ["revoked"]
+    assert list(at.dataframe[0].value["State"]) == ["Revoked"]
     assert not at.code  # the one-time URL is gone with the link
     assert [t.value for t in open_share(token).title] == [NOT_VALID]
 

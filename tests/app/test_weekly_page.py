@@ -144,7 +144,9 @@ def test_numbers_shown_equal_sql_over_weekly_snapshots(closed, open_page, role):
                sum(CASE WHEN due_date <= '2020-06-28' THEN 1 ELSE 0 END)
         FROM plan_items WHERE retired_at IS NULL""",
     )
-    assert metric(at, "Plan items done / due").value == f"{done_items} / {due_items}"
+    # Done, with what was due beside it in words: never "done / due" (it reads as a fraction).
+    assert metric(at, "Plan items done").value == f"{done_items:,}"
+    assert metric(at, "Plan items done").delta.startswith(f"{due_items:,} due by then")
 
     # Today is the program's end (2020-06-30), after the 2020-05-30 deadline: legacy counts as stuck.
     stuck = sql(
@@ -153,9 +155,9 @@ def test_numbers_shown_equal_sql_over_weekly_snapshots(closed, open_page, role):
         SELECT count(*) FROM current_state WHERE track_code = 'encryption'
         AND (stage_code IN ('blocked', 'rolled_back') OR stage_code = 'legacy_cipher')""",
     )[0][0]
-    tiers = table(at, "tier_name")
-    assert int(tiers["total"].sum()) == stuck
-    largest = table(at, "external_id")
+    tiers = table(at, "Legacy after deadline")
+    assert sum(int(n.replace(",", "")) for n in tiers["Total"]) == stuck
+    largest = table(at, "Why stuck")
     top = [
         r[0]
         for r in sql(
@@ -167,7 +169,8 @@ def test_numbers_shown_equal_sql_over_weekly_snapshots(closed, open_page, role):
         ORDER BY t.seats DESC, t.external_id LIMIT 10""",
         )
     ]
-    assert list(largest["external_id"]) == top
+    # "Name (T0001234)": the name first, the id kept.
+    assert [t.rsplit("(", 1)[1].rstrip(")") for t in largest["Tenant"]] == top
     assert bool([b for b in at.button if b.key == "weekly_backfill"]) == (role != "executive")
 
 
