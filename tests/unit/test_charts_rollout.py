@@ -120,3 +120,12 @@ def test_blockers_ranked_largest_on_top():
     assert list(fig.data[0].y) == ["Cloud recording", "Web client"] and list(fig.data[0].x) == [9, 3]
     assert fig.layout.yaxis.autorange == "reversed"
     assert _is_empty(blockers_figure(df.iloc[0:0], title="Blockers"))
+
+
+def test_small_counts_tick_at_whole_tenants():
+    # 3 blocked and 2 rolled back: plotly alone would tick the side panel at 0.5 tenant.
+    fig = stage_funnel_figure(_funnel([5, 10, 20, 40, 3, 2]), title="Encryption")
+    assert fig.layout.xaxis2.dtick == 1 and fig.layout.xaxis2.tickformat == ","
+    # Large counts keep plotly's own steps, with thousands separators.
+    big = stage_funnel_figure(_funnel([500, 1000, 2000, 4000, 3, 2]), title="Encryption")
+    assert big.layout.xaxis.dtick is None and big.layout.xaxis.tickformat == ","

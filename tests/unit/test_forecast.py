@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date, timedelta
 
-from lockstep.forecast import Forecast, WeekPoint, format_pace, project
+from lockstep.forecast import (
+    PACE_UNIT,
+    Forecast,
+    WeekPoint,
+    forecast_headline,
+    forecast_milestones,
+    format_pace,
+    pace_per_week,
+    project,
+)
 
 DEADLINE = date(2020, 5, 30)
 W18 = date(2020, 4, 27)
@@ -95,3 +105,36 @@ def test_pace_formatting():
     assert format_pace(2.25) == "2.2"
     assert format_pace(None) == "?"
     assert isinstance(project(weeks(1, 2), deadline=None), Forecast)
+
+
+def test_the_bulk_is_dated_apart_from_the_long_tail():
+    # 950 of 1000 done, gaining 5 a week: 95% is reached, 99% is 8 weeks out, 100% 10.
+    f = project(weeks(935, 940, 945, 950), deadline=DEADLINE)
+    assert f.pace == 5
+    on95, projected95 = f.reached_on(95)
+    assert (on95, projected95) == (f.last.as_of, False)
+    on99, projected99 = f.reached_on(99)
+    assert projected99 and on99 == f.last.as_of + timedelta(days=math.ceil(40 / 5 * 7))
+    assert f.tail_after(99) == 10
+    milestones = forecast_milestones(f)
+    assert [m.label for m in milestones] == [
+        "95% at GCM enforced (reached)",
+        "99% at GCM enforced (projected)",
+        "The last 10 tenants (100%, projected)",
+    ]
+    assert [m.on for m in milestones] == [on95, on99, f.projected]
+    assert PACE_UNIT in forecast_headline(f) and "last 3 closed weeks" in forecast_headline(f)
+
+
+def test_a_share_never_reached_at_this_pace_has_no_date():
+    f = project(weeks(500, 500, 500), deadline=DEADLINE)
+    assert f.status == "never" and f.reached_on(95) == (None, True)
+    assert [m.on for m in forecast_milestones(f)] == [None, None, None]
+    assert {m.missing for m in forecast_milestones(f)} == {"never"}
+
+
+def test_one_pace_for_every_page():
+    history = weeks(0, 100, 200, 400, 700)
+    assert pace_per_week(history) == (200, 3)
+    assert project(history, deadline=DEADLINE).pace == pace_per_week(history)[0]
+    assert pace_per_week(history[:1]) == (None, 0)
