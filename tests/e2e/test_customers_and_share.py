@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 from pypdf import PdfReader
 from sqlalchemy import text
 
+from lockstep.demo import DEMO_USERS
 from tests.e2e.conftest import EMAILS, screenshot, sign_in, wait_idle
 
 pytestmark = pytest.mark.e2e
@@ -90,7 +91,9 @@ def test_manager_downloads_shares_and_the_link_shows_one_tenant(new_page, app_ur
     expect(customer.get_by_role("heading", name=name, exact=True, level=1)).to_be_visible()
     expect(customer.get_by_test_id("stText").filter(has_text=f"Account {ext} ·")).to_be_visible()
     # The page's last line: once it is there, the whole page is.
-    expect(customer.get_by_text(f"Your account manager: {me}")).to_be_visible()
+    # By name, with the address to write to.
+    my_name = next(n for e, _, n in DEMO_USERS if e == me)
+    expect(customer.get_by_text(f"Your account manager: {my_name} ({me})")).to_be_visible()
     wait_idle(customer)
     expect(customer.get_by_test_id("stSidebar")).to_have_count(0)
     expect(customer.get_by_role("link", name="Overview")).to_have_count(0)
