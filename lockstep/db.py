@@ -119,14 +119,27 @@ def write_session(engine: Engine | None = None, *, actor: Actor | None = None) -
             raise
 
 
+def driver_error(exc: BaseException) -> BaseException | None:
+    """The database driver's own error behind `exc`, or None when `exc` is not a database error.
+
+    SQLAlchemy wraps the driver's errors; bulk_insert's raw cursor (COPY, executemany) does not.
+    """
+    if isinstance(exc, DBAPIError):
+        return exc.orig
+    if type(exc).__module__.split(".")[0] in ("sqlite3", "psycopg"):
+        return exc
+    return None
+
+
 def is_retryable(exc: BaseException) -> bool:
     """True when the database aborted a transaction only because of concurrent writers."""
-    if not isinstance(exc, DBAPIError):
+    orig = driver_error(exc)
+    if orig is None:
         return False
-    if getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES:
+    if getattr(orig, "sqlstate", None) in RETRYABLE_SQLSTATES:
         return True
-    message = str(exc.orig).lower()
-    return type(exc.orig).__module__.startswith("sqlite3") and any(m in message for m in SQLITE_BUSY)
+    message = str(orig).lower()
+    return type(orig).__module__.startswith("sqlite3") and any(m in message for m in SQLITE_BUSY)
 
 
 def write_transaction(
@@ -142,15 +155,16 @@ def write_transaction(
         try:
             with write_session(engine) as session:
                 return work(session)
-        except DBAPIError as exc:
+        except Exception as exc:
             if not is_retryable(exc):
                 raise
+            cause = str(driver_error(exc)).strip().splitlines()[0]
             if attempt == attempts:
                 raise DatabaseBusy(
                     f"the database aborted this write {attempts} times because of other writers "
-                    f"({str(exc.orig).splitlines()[0]}); nothing was written, try again"
+                    f"({cause}); nothing was written, try again"
                 ) from exc
             pause = RETRY_PAUSE * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
-            log.info("write aborted by concurrent writers (%s); retry %d in %.3f s", exc.orig, attempt, pause)
+            log.info("write aborted by concurrent writers (%s); retry %d in %.3f s", cause, attempt, pause)
             time.sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
