@@ -94,11 +94,12 @@ def test_a_read_only_sqlite_file_is_exit_4_and_says_read_only(run):  # noqa: F81
 def test_a_read_only_postgresql_database_is_exit_4(run, request, tmp_path):  # noqa: F811
     url = new_database_url("postgresql", request, tmp_path)
     name = url.rpartition("/")[2]
+    assert run("plan", "sync", PLAN, env={"LOCKSTEP_DATABASE_URL": url}).returncode == 0
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on'))
     admin.dispose()
-    for args in (["import", "events", str(EXAMPLES / "events.csv")], ["plan", "sync", PLAN]):
+    for args in (["import", "tenants", str(EXAMPLES / "tenants.csv")], ["plan", "sync", PLAN]):
         result = run(*args, env={"LOCKSTEP_DATABASE_URL": url})
         assert result.returncode == 4, result.stderr
         assert "read-only" in result.stderr
