@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from alembic import command
 from alembic.config import Config
@@ -125,12 +126,14 @@ class SchemaStatus:
         )
 
 
-def _script() -> ScriptDirectory:
+@lru_cache(maxsize=1)
+def migration_scripts() -> ScriptDirectory:
+    """The migrations this version of Lockstep ships (read once per process)."""
     return ScriptDirectory.from_config(alembic_config("sqlite://"))
 
 
 def _revisions() -> set[str]:
-    return {s.revision for s in _script().walk_revisions()}
+    return {s.revision for s in migration_scripts().walk_revisions()}
 
 
 def schema_status(engine: Engine) -> SchemaStatus:
@@ -142,14 +145,14 @@ def schema_status(engine: Engine) -> SchemaStatus:
 
 # A migration declares what its downgrade destroys in DOWNGRADE_DROPS_DATA: None when only
 # indexes or derived tables go (they come back with the upgrade), else what is lost.
-NOT_DECLARED = "its downgrade does not say whether it drops data, so it is taken to"
+NOT_DECLARED = "does not declare whether its downgrade drops data (DOWNGRADE_DROPS_DATA), so it is taken to"
 
 
 def downgrade_losses(current: str | None, target: str) -> list[str]:
     """What a downgrade from `current` to `target` would destroy, one line per revision that drops data."""
     if current is None:
         return []
-    script = _script()
+    script = migration_scripts()
     base = None if target == "base" else script.get_revision(target).revision
     losses = []
     for rev in script.iterate_revisions(current, base or "base"):
