@@ -3,9 +3,9 @@
 On PostgreSQL every writer of rollout data takes its locks in this order:
 
 1. The rollout gate, a transaction-scoped advisory lock: shared by single events
-   (`record_event`), exclusive for bulk writers (imports, `db rebuild-state`). A bulk writer
-   therefore starts only when no single event is half-way, and a single event waits for the
-   bulk writer to commit, before either holds any row. (Without it an event held a tenant's
+   (`record_event`), exclusive for bulk writers (imports, closing weeks, `db rebuild-state`).
+   A bulk writer therefore starts only when no single event is half-way, and a single event
+   waits for the bulk writer to commit, before either holds any row. (Without it an event held a tenant's
    state row and waited for the events table an import had locked, while the import waited
    for that row: a deadlock that killed the import.)
 2. The tenant's row (`SELECT … FOR NO KEY UPDATE`): two events for one tenant run one after

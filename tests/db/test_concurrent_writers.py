@@ -12,8 +12,8 @@ so their transactions overlap as closely as the machine allows; nothing waits on
 - A load: WRITERS processes, each recording EVENTS_PER_WRITER events on its own tenants,
   moving counter rows in every direction (forward, rolled back, back again): no write fails
   (retries allowed), counts equal a recount, the audit chain verifies. The issue's load is
-  8 × 500; LOCKSTEP_LOAD_EVENTS sets the per-process count (default 150, which keeps this
-  file under two minutes on the shared 2-core CI machine; 500 was run too, see the README).
+  8 × 500; LOCKSTEP_LOAD_EVENTS sets the per-process count (default 60, so that the suite
+  stays bearable on a shared 2-core machine; the full 500 passed too, see the README).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ LEAD = Actor("lead@lockstep.test", "security_lead")
 WAIT = 120  # seconds: only so that a broken run fails instead of hanging
 ROUNDS = 50
 WRITERS = 8
-EVENTS_PER_WRITER = int(os.environ.get("LOCKSTEP_LOAD_EVENTS", "150"))
+EVENTS_PER_WRITER = int(os.environ.get("LOCKSTEP_LOAD_EVENTS", "60"))
 # The two conflicting events of the issue, one per process.
 CONFLICTING = {1: ("pilot", datetime(2020, 5, 4, 10)), 2: ("enabled", datetime(2020, 5, 4, 11))}
 # A cycle the rules allow forever; each step moves a counter row in a different direction.
