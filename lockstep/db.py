@@ -143,17 +143,22 @@ def is_retryable(exc: BaseException) -> bool:
 
 
 def write_transaction(
-    work: Callable[[Session], T], *, engine: Engine | None = None, attempts: int = WRITE_ATTEMPTS
+    work: Callable[[Session], T],
+    *,
+    engine: Engine | None = None,
+    actor: Actor | None = None,
+    attempts: int = WRITE_ATTEMPTS,
 ) -> T:
     """Run `work(session)` in one write transaction, again when other writers made the database abort it.
 
-    `work` must do nothing but database work in the session (it may run more than once).
+    `work` must do nothing but database work in the session (it may run more than once);
+    `actor` scopes the session's rows as write_session does.
     After `attempts` aborted tries, DatabaseBusy says so; nothing was written.
     """
     engine = engine or get_engine()
     for attempt in range(1, attempts + 1):
         try:
-            with write_session(engine) as session:
+            with write_session(engine, actor=actor) as session:
                 return work(session)
         except Exception as exc:
             if not is_retryable(exc):
