@@ -7,11 +7,11 @@ from lockstep.migrate import NOT_DECLARED, downgrade_losses, head_revision, migr
 
 def test_going_to_base_names_the_migration_that_drops_every_table():
     losses = downgrade_losses(head_revision(), "base")
-    assert len(losses) == 1 and losses[0].startswith("0001 (initial schema): drops every table")
+    assert losses[-1].startswith("0001 (initial schema): drops every table")
 
 
 def test_steps_that_drop_only_indexes_or_derived_tables_lose_nothing():
-    assert downgrade_losses(head_revision(), "0001") == []
+    assert downgrade_losses("0005", "0001") == []
     assert downgrade_losses("0004", "0003") == []
 
 
