@@ -670,6 +670,7 @@ def main(argv: list[str] | None = None) -> int:
 # SQLSTATE classes and codes (PostgreSQL) and SQLite messages, by what a person should do next.
 _READ_ONLY_STATES = {"25006"}  # read_only_sql_transaction
 _SCHEMA_STATES = {"42P01", "42703"}  # undefined_table, undefined_column
+_SCHEMA_WORDS = ("no such table", "no such column", "has no column named")  # SQLite
 _BUSY_STATES = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
 _UNREACHABLE_CLASSES = ("08", "57P", "28", "3D")  # connection, shutdown, sign-in, no such database
 _UNREACHABLE_WORDS = ("connection refused", "could not connect", "unable to open database file",
@@ -683,7 +684,7 @@ def database_failure(orig: BaseException) -> tuple[int, str]:
     lowered = str(orig).lower()
     if state in _READ_ONLY_STATES or "readonly database" in lowered or "read-only" in lowered:
         return EXIT_DENIED, f"the database is read-only ({detail}); nothing was written"
-    if state in _SCHEMA_STATES or "no such table" in lowered or "no such column" in lowered:
+    if state in _SCHEMA_STATES or any(w in lowered for w in _SCHEMA_WORDS):
         return EXIT_DATABASE, f"{_schema_advice()} ({detail})"
     if state in _BUSY_STATES or "database is locked" in lowered:
         return EXIT_DATABASE, f"busy with other writers ({detail}); nothing was written, try again"
