@@ -1,9 +1,9 @@
 """The command line: `python -m lockstep COMMAND ...`. Every command has --help.
 
 Exit codes: 0 done; 1 the input or the data failed a check (the message says where);
-2 the command line itself was wrong; 3 something named does not exist; 4 not allowed;
-5 the database could not be reached or is not migrated; 6 e-mail could not be sent (or
-not to everyone).
+2 the command line itself was wrong; 3 something named does not exist; 4 not allowed (also:
+the database is read-only); 5 the database could not be reached, is not migrated, or stayed
+busy with other writers beyond the retries; 6 e-mail could not be sent (or not to everyone).
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError
 
 from lockstep.config import SettingsError, get_settings
 from lockstep.errors import (
     ConflictError,
+    DatabaseBusy,
     ImportRejected,
     LockstepError,
     NotFoundError,
@@ -97,6 +98,59 @@ def cmd_db_restore(args) -> int:
     return EXIT_OK
 
 
+def cmd_db_current(args) -> int:
+    from lockstep.migrate import schema_status
+
+    status = schema_status(_engine())
+    print(f"{_safe_url()}: {status.describe()}")
+    return EXIT_OK
+
+
+def cmd_db_check(args) -> int:
+    from lockstep.migrate import schema_status
+
+    status = schema_status(_engine())
+    if status.at_head:
+        print(f"{_safe_url()}: {status.describe()}")
+        return EXIT_OK
+    print(f"error: {_safe_url()}: {status.describe()}", file=sys.stderr)
+    return EXIT_DATABASE
+
+
+def cmd_db_downgrade(args) -> int:
+    from lockstep.migrate import downgrade, downgrade_losses, schema_status
+
+    status = schema_status(_engine())
+    losses = downgrade_losses(status.current, args.revision)
+    if losses and not args.i_understand_data_loss:
+        print(
+            f"error: refused: downgrading {_safe_url()} from {status.current} to {args.revision} "
+            "destroys data:\n"
+            + "".join(f"  {line}\n" for line in losses)
+            + "Back the database up first; to go ahead, add --i-understand-data-loss.",
+            file=sys.stderr,
+        )
+        return EXIT_DENIED
+    downgrade(get_settings().database_url, args.revision)
+    print(f"database downgraded from {status.current} to {args.revision}: {_safe_url()}")
+    return EXIT_OK
+
+
+def cmd_db_rebuild_state(args) -> int:
+    from lockstep.db import write_transaction
+    from lockstep.services.repair import rebuild_state
+
+    result = write_transaction(
+        lambda session: rebuild_state(session=session, actor=SYSTEM, dry_run=args.dry_run), engine=_engine()
+    )
+    for line in result.lines():
+        print(line)
+    if args.dry_run and result.differences:
+        print("dry run: nothing was written; run without --dry-run to rebuild")
+        return EXIT_INVALID
+    return EXIT_OK
+
+
 def cmd_plan_validate(args) -> int:
     from lockstep.plan import load_plan
 
@@ -166,7 +220,7 @@ def _has_tenants(engine) -> bool:
 
 
 def cmd_user_add(args) -> int:
-    from lockstep.db import write_session
+    from lockstep.db import write_transaction
     from lockstep.services.users import add_user
 
     password = os.environ.get("LOCKSTEP_PASSWORD")
@@ -176,15 +230,17 @@ def cmd_user_add(args) -> int:
         password = getpass.getpass(f"password for {args.email}: ")
         if password != getpass.getpass("again: "):
             raise ValidationError("the two passwords differ")
-    with write_session(_engine()) as session:
-        user = add_user(
+    user = write_transaction(
+        lambda session: add_user(
             session=session,
             actor=SYSTEM,
             email=args.email,
             role=args.role,
             password=password,
             display_name=args.name or "",
-        )
+        ),
+        engine=_engine(),
+    )
     print(f"user {user.email} added with role {user.role}")
     return EXIT_OK
 
@@ -216,25 +272,27 @@ def cmd_audit_head(args) -> int:
 
 def cmd_snapshot_close(args) -> int:
     from lockstep.clock import parse_week
-    from lockstep.db import write_session
+    from lockstep.db import write_transaction
     from lockstep.services import snapshots
 
-    with write_session(_engine()) as session:
+    def close(session):
         if args.week:
-            results = [snapshots.close_week(session=session, actor=SYSTEM, week_start=parse_week(args.week))]
-        else:
-            results = snapshots.close_latest_week(session=session, actor=SYSTEM)
+            return [snapshots.close_week(session=session, actor=SYSTEM, week_start=parse_week(args.week))]
+        return snapshots.close_latest_week(session=session, actor=SYSTEM)
+
+    results = write_transaction(close, engine=_engine())
     for r in results if isinstance(results, list) else [results]:
         print(f"closed {r}")
     return EXIT_OK
 
 
 def cmd_snapshot_backfill(args) -> int:
-    from lockstep.db import write_session
+    from lockstep.db import write_transaction
     from lockstep.services import snapshots
 
-    with write_session(_engine()) as session:
-        results = snapshots.backfill_weeks(session=session, actor=SYSTEM)
+    results = write_transaction(
+        lambda session: snapshots.backfill_weeks(session=session, actor=SYSTEM), engine=_engine()
+    )
     print(f"closed {len(results)} week(s)" + "".join(f"\n  {r}" for r in results))
     return EXIT_OK
 
@@ -424,6 +482,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="replace everything in a database that is not empty"
     )
     res.set_defaults(func=cmd_db_restore)
+    db.add_parser("current", help="print the database's schema revision and the newest one").set_defaults(
+        func=cmd_db_current
+    )
+    check = db.add_parser("check", help="exit 0 when the schema is the newest, 5 (with what to do) when not")
+    check.set_defaults(func=cmd_db_check)
+    down = db.add_parser("downgrade", help="undo migrations down to REVISION (refused when it destroys data)")
+    down.add_argument("revision", help="revision to go down to, e.g. 0004, or base")
+    down.add_argument(
+        "--i-understand-data-loss", action="store_true", help="go ahead even though the downgrade drops data"
+    )
+    down.set_defaults(func=cmd_db_downgrade)
+    rebuild = db.add_parser(
+        "rebuild-state", help="recompute current state, stage counts and feature counts from the events"
+    )
+    rebuild.add_argument(
+        "--dry-run", action="store_true", help="only show the differences (exit 1 when there are any)"
+    )
+    rebuild.set_defaults(func=cmd_db_rebuild_state)
 
     plan = sub.add_parser("plan", help="the plan as code").add_subparsers(dest="plan_cmd", required=True)
     for name, func, text in (
@@ -568,11 +644,11 @@ def main(argv: list[str] | None = None) -> int:
         # A file that exists but cannot be read or written (a directory, no permission, disk full).
         print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_INVALID
-    except OperationalError as exc:
-        print(
-            f"error: database {_safe_url()}: {exc.orig}\n(run `python -m lockstep db upgrade` first?)",
-            file=sys.stderr,
-        )
+    except DatabaseBusy as exc:
+        print(f"error: database {_safe_url()}: {exc}", file=sys.stderr)
+        return EXIT_DATABASE
+    except ArgumentError as exc:
+        print(f"error: LOCKSTEP_DATABASE_URL is not a usable database URL: {exc}", file=sys.stderr)
         return EXIT_DATABASE
     except DeliveryError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -580,3 +656,50 @@ def main(argv: list[str] | None = None) -> int:
     except LockstepError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    except Exception as exc:
+        from lockstep.db import driver_error
+
+        orig = driver_error(exc)
+        if orig is None:
+            raise
+        code, message = database_failure(orig)
+        print(f"error: database {_safe_url()}: {message}", file=sys.stderr)
+        return code
+
+
+# SQLSTATE classes and codes (PostgreSQL) and SQLite messages, by what a person should do next.
+_READ_ONLY_STATES = {"25006"}  # read_only_sql_transaction
+_SCHEMA_STATES = {"42P01", "42703"}  # undefined_table, undefined_column
+_SCHEMA_WORDS = ("no such table", "no such column", "has no column named")  # SQLite
+_BUSY_STATES = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
+_UNREACHABLE_CLASSES = ("08", "57P", "28", "3D")  # connection, shutdown, sign-in, no such database
+_UNREACHABLE_WORDS = ("connection refused", "could not connect", "unable to open database file",
+                      "server closed the connection", "timeout expired", "could not translate host name")
+
+
+def database_failure(orig: BaseException) -> tuple[int, str]:
+    """The exit code and message for a database driver's error, by its cause."""
+    state = getattr(orig, "sqlstate", None) or ""
+    detail = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    lowered = str(orig).lower()
+    if state in _READ_ONLY_STATES or "readonly database" in lowered or "read-only" in lowered:
+        return EXIT_DENIED, f"the database is read-only ({detail}); nothing was written"
+    if state in _SCHEMA_STATES or any(w in lowered for w in _SCHEMA_WORDS):
+        return EXIT_DATABASE, f"{_schema_advice()} ({detail})"
+    if state in _BUSY_STATES or "database is locked" in lowered:
+        return EXIT_DATABASE, f"busy with other writers ({detail}); nothing was written, try again"
+    if state.startswith(_UNREACHABLE_CLASSES) or any(w in lowered for w in _UNREACHABLE_WORDS):
+        return EXIT_DATABASE, f"cannot reach the database ({detail})"
+    if any(c.__name__ == "IntegrityError" for c in type(orig).__mro__):
+        return EXIT_INVALID, f"the change breaks a rule of the database ({detail}); nothing was written"
+    return EXIT_DATABASE, f"the database refused the command ({detail}); nothing was written"
+
+
+def _schema_advice() -> str:
+    """What the schema's revision says to do, or a plain hint when even that cannot be read."""
+    from lockstep.migrate import schema_status
+
+    try:
+        return schema_status(_engine()).describe()
+    except Exception:  # noqa: BLE001 - the advice must not hide the error being reported
+        return "the schema is not what this version of Lockstep needs: run `python -m lockstep db upgrade`"

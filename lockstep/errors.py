@@ -87,6 +87,10 @@ class ImportRejected(LockstepError):
         return "\n".join(lines)
 
 
+class DatabaseBusy(LockstepError):
+    """Other writers kept aborting this write (deadlock or serialization failure) beyond the retries."""
+
+
 class ConflictError(LockstepError):
     """Someone else saved a change since this one was loaded (optimistic locking)."""
 

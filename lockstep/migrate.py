@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from functools import lru_cache
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 
 from lockstep.config import ROOT
@@ -88,3 +92,73 @@ def grant_app_role(engine: Engine, role: str) -> list[str]:
         for sql in statements:
             conn.execute(text(sql))
     return statements
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    """Where a database's schema stands: its revision (None: never migrated) and the newest one."""
+
+    current: str | None
+    head: str
+
+    @property
+    def at_head(self) -> bool:
+        """True when the database has every migration of this version of Lockstep."""
+        return self.current == self.head
+
+    def describe(self) -> str:
+        """One line a person can act on."""
+        if self.current is None:
+            return (
+                f"the database has no Lockstep schema yet (newest is {self.head}): "
+                "run `python -m lockstep db upgrade`"
+            )
+        if self.at_head:
+            return f"the database is at revision {self.current}, the newest"
+        if self.current not in _revisions():
+            return (
+                f"the database is at revision {self.current}, which this version of Lockstep does not know "
+                f"(newest here is {self.head}): it was migrated by a newer Lockstep"
+            )
+        return (
+            f"the database is at revision {self.current}, this version of Lockstep needs {self.head}: "
+            "run `python -m lockstep db upgrade`"
+        )
+
+
+@lru_cache(maxsize=1)
+def migration_scripts() -> ScriptDirectory:
+    """The migrations this version of Lockstep ships (read once per process)."""
+    return ScriptDirectory.from_config(alembic_config("sqlite://"))
+
+
+def _revisions() -> set[str]:
+    return {s.revision for s in migration_scripts().walk_revisions()}
+
+
+def schema_status(engine: Engine) -> SchemaStatus:
+    """The database's schema revision next to the newest one (raises when unreachable)."""
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    return SchemaStatus(current, head_revision())
+
+
+# A migration declares what its downgrade destroys in DOWNGRADE_DROPS_DATA: None when only
+# indexes or derived tables go (they come back with the upgrade), else what is lost.
+NOT_DECLARED = "does not declare whether its downgrade drops data (DOWNGRADE_DROPS_DATA), so it is taken to"
+
+
+def downgrade_losses(current: str | None, target: str) -> list[str]:
+    """What a downgrade from `current` to `target` would destroy, one line per revision that drops data."""
+    if current is None:
+        return []
+    script = migration_scripts()
+    base = None if target == "base" else script.get_revision(target).revision
+    losses = []
+    for rev in script.iterate_revisions(current, base or "base"):
+        if rev.revision == base:
+            continue
+        drops = getattr(rev.module, "DOWNGRADE_DROPS_DATA", NOT_DECLARED)
+        if drops:
+            losses.append(f"{rev.revision} ({rev.doc.strip()}): {drops}")
+    return losses

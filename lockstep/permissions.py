@@ -38,6 +38,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "demo.load": frozenset({"admin"}),
     "token.manage": frozenset({"admin"}),
     "report.deliver": frozenset({"admin"}),
+    "state.rebuild": frozenset({"admin"}),
 }
 
 

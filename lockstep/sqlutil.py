@@ -27,6 +27,17 @@ def add_to_count(session: Session, table: Table, key: dict, column: str, delta: 
     session.execute(stmt)
 
 
+def add_to_counts(session: Session, table: Table, deltas: Iterable[tuple[dict, int]], column: str) -> None:
+    """counts[key].column += delta for each (key, delta), touching the rows in sorted key order.
+
+    Two transactions that lock the same counter rows in opposite orders deadlock on
+    PostgreSQL; sorted by the table's key columns, every writer locks them in one order.
+    """
+    names = [c.name for c in table.primary_key.columns]
+    for key, delta in sorted(deltas, key=lambda kd: tuple(kd[0][n] for n in names)):
+        add_to_count(session, table, key, column, delta)
+
+
 # Rows per executemany / COPY call: bounds the memory a generator of rows is turned into.
 WRITE_CHUNK = 50_000
 

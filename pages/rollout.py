@@ -8,7 +8,7 @@ import streamlit as st
 
 from lockstep.charts import stage_label
 from lockstep.charts.rollout import stage_funnel_figure, stage_mix_by_week_figure, stage_timeline_figure
-from lockstep.db import write_session
+from lockstep.db import write_transaction
 from lockstep.errors import LockstepError, NotFoundError
 from lockstep.forecast import PACE_DEFINITION, PACE_UNIT, format_pace
 from lockstep.labels import (
@@ -307,8 +307,8 @@ if can(actor, "event.record"):
         submitted = st.form_submit_button("Record event")
     if submitted:
         try:
-            with write_session(engine()) as session:
-                done = record_event(
+            done = write_transaction(
+                lambda session: record_event(
                     session=session,
                     actor=actor,
                     tenant_external_id=detail.external_id,
@@ -317,7 +317,9 @@ if can(actor, "event.record"):
                     occurred_at=datetime.combine(ev_date, ev_time),
                     source=ev_source.strip() or "manual",
                     note=ev_note.strip(),
-                )
+                ),
+                engine=engine(),
+            )
         except LockstepError as exc:
             st.error(str(exc))
         else:

@@ -14,7 +14,7 @@ from lockstep.charts.weekly import (
     week_title,
     weekly_burnup_chart,
 )
-from lockstep.db import write_session
+from lockstep.db import write_transaction
 from lockstep.errors import LockstepError
 from lockstep.forecast import forecast_headline, forecast_milestones
 from lockstep.labels import deadline_delta, done_of_due, fmt_date, fmt_int, fmt_pct, points_delta
@@ -39,8 +39,9 @@ def close_weeks_button(label: str) -> None:
     if not st.button(label, key="weekly_backfill", icon=":material/event_available:"):
         return
     try:
-        with write_session(engine()) as session:
-            closed = backfill_weeks(session=session, actor=actor)
+        closed = write_transaction(
+            lambda session: backfill_weeks(session=session, actor=actor), engine=engine()
+        )
     except LockstepError as exc:
         st.error(str(exc))
         return

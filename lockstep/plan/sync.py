@@ -28,7 +28,7 @@ from sqlalchemy import Engine, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from lockstep.clock import utcnow
-from lockstep.db import write_session
+from lockstep.db import write_transaction
 from lockstep.errors import ValidationError
 from lockstep.models import (
     SIDE_STAGES,
@@ -116,8 +116,9 @@ def sync_plan_file(path: str | Path, *, engine: Engine | None = None, actor: Act
     """Load, validate and sync a plan file in one write transaction."""
     require(actor, "plan.sync")
     plan = load_plan(path)
-    with write_session(engine) as session:
-        return sync_plan(session=session, plan=plan, actor=actor)
+    return write_transaction(
+        lambda session: sync_plan(session=session, plan=plan, actor=actor), engine=engine
+    )
 
 
 # --- steps ------------------------------------------------------------------------------

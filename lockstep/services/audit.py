@@ -28,6 +28,7 @@ from lockstep.config import get_settings
 from lockstep.logs import log_event, log_on_commit
 from lockstep.models import AuditEntry, AuditHead, PlanItem, Tenant, User
 from lockstep.permissions import Actor
+from lockstep.sqlutil import insert_for
 
 GENESIS = "0" * 64
 _FROM_SETTINGS: Any = object()
@@ -98,11 +99,19 @@ def append(
 ) -> AuditEntry:
     """Append one entry to the chain in the caller's transaction and return it."""
     # Locking the head row serialises concurrent writers so the chain never forks.
-    head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one_or_none()
+    locked = (
+        select(AuditHead).where(AuditHead.id == 1).with_for_update().execution_options(populate_existing=True)
+    )
+    head = session.execute(locked).scalar_one_or_none()
     if head is None:
-        head = AuditHead(id=1, last_id=0, hash=GENESIS)
-        session.add(head)
-        session.flush()
+        # The first entry ever: two writers can both find no head. ON CONFLICT DO NOTHING makes
+        # the second wait for the first's row instead of failing on a duplicate key.
+        session.execute(
+            insert_for(session, AuditHead.__table__)
+            .values(id=1, last_id=0, hash=GENESIS)
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        head = session.execute(locked).scalar_one()
     entry = AuditEntry(
         id=head.last_id + 1,
         at=utcnow(),

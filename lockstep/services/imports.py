@@ -50,7 +50,7 @@ from sqlalchemy.orm import Session
 
 from lockstep import csvio, xlsxio
 from lockstep.clock import utcnow, week_end
-from lockstep.db import write_session
+from lockstep.db import write_transaction
 from lockstep.errors import ErrorGroup, ImportRejected, RowError
 from lockstep.models import (
     CurrentState,
@@ -64,6 +64,7 @@ from lockstep.permissions import Actor, require
 from lockstep.rollout_rules import RuleViolation, State, TrackRules, apply_event, initial_state
 from lockstep.services import audit
 from lockstep.services.counts import Touched, counts_follow
+from lockstep.services.locks import hold_rollout_gate
 from lockstep.services.rollout import FUTURE_TOLERANCE, _restate_closed_weeks, load_track_rules
 from lockstep.sqlutil import WRITE_CHUNK, bulk_insert
 
@@ -150,8 +151,8 @@ def import_tenants(
     """
     require(actor, "import.run")
     source = _open(path, TENANT_COLUMNS, sheet=sheet)
-    with write_session(engine) as session:
-        return _import_tenants(
+    return write_transaction(
+        lambda session: _import_tenants(
             session,
             source.chunks(),
             actor,
@@ -160,7 +161,9 @@ def import_tenants(
             source.sha256,
             _Progress(progress, source.approx_rows),
             keep_all_errors=keep_all_errors,
-        )
+        ),
+        engine=engine,
+    )
 
 
 def import_events(
@@ -182,8 +185,8 @@ def import_events(
     require(actor, "import.run")
     csvio.check_date_format(date_format)
     source = _open(path, EVENT_COLUMNS, EVENT_OPTIONAL, sheet=sheet)
-    with write_session(engine) as session:
-        return _import_events(
+    return write_transaction(
+        lambda session: _import_events(
             session,
             source.chunks(),
             actor,
@@ -193,7 +196,9 @@ def import_events(
             _Progress(progress, source.approx_rows),
             date_format=date_format,
             keep_all_errors=keep_all_errors,
-        )
+        ),
+        engine=engine,
+    )
 
 
 def import_tenant_frame(
@@ -675,6 +680,10 @@ def _refresh_statistics(session: Session, changed: int) -> None:
 def _lock(session: Session, table: str) -> None:
     # PostgreSQL: keep concurrent writers of this table out between validation and write
     # (reads go on). SQLite's write session already holds the database's write lock.
+    # The rollout gate comes first, before any other lock, as for every rollout writer
+    # (lockstep.services.locks): a single event then waits for the import or the import
+    # for it, and neither holds a row the other needs.
+    hold_rollout_gate(session, exclusive=True)
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
 

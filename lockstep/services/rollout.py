@@ -25,7 +25,8 @@ from lockstep.models import (
 from lockstep.permissions import Actor, require
 from lockstep.rollout_rules import RuleViolation, State, TrackRules, apply_event, initial_state, replay
 from lockstep.services import audit
-from lockstep.sqlutil import add_to_count
+from lockstep.services.locks import hold_rollout_gate, lock_tenant
+from lockstep.sqlutil import add_to_counts
 
 # Clocks drift; an event a minute "in the future" is a clock, not a forgery.
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -79,7 +80,11 @@ def record_event(
         )
     if occurred_at > utcnow() + FUTURE_TOLERANCE:
         raise ValidationError(f"time {occurred_at:%Y-%m-%d %H:%M} is in the future")
-    tenant = session.scalar(select(Tenant).where(Tenant.external_id == tenant_external_id))
+    # Locks first, reads after (see lockstep.services.locks): under READ COMMITTED a history
+    # read before the tenant's lock can miss an event another writer is committing, and the
+    # state replayed from it would then be stored over that writer's.
+    hold_rollout_gate(session, exclusive=False)
+    tenant = lock_tenant(session, tenant_external_id)
     if tenant is None:
         raise NotFoundError(f"no tenant with id '{tenant_external_id}'")
     if tenant.tier not in rules.tiers:
@@ -87,6 +92,7 @@ def record_event(
             f"tenant '{tenant_external_id}' is on tier '{tenant.tier}', which track "
             f"'{track}' does not cover (covers: {', '.join(sorted(rules.tiers))})"
         )
+    current = session.get(CurrentState, (tenant.id, track), with_for_update=True, populate_existing=True)
 
     history = session.execute(
         select(RolloutEvent.occurred_at, RolloutEvent.stage_code)
@@ -105,7 +111,6 @@ def record_event(
     except RuleViolation as exc:
         raise ValidationError(f"tenant '{tenant_external_id}': {exc}") from None
 
-    current = session.get(CurrentState, (tenant.id, track), with_for_update=True)
     old_stage = current.stage_code if current else None
     if back_dated or closed_week_after(session, occurred_at):
         _restate_closed_weeks(session, tenant, rules, occurred_at, stage)
@@ -131,9 +136,10 @@ def record_event(
             "track_code": track, "tier": tenant.tier, "region": tenant.region,
             "account_manager": tenant.account_manager,
         }
+        moves = [({**key, "stage_code": new_state.stage}, 1)]
         if old_stage is not None:
-            add_to_count(session, StageCount.__table__, {**key, "stage_code": old_stage}, "n", -1)
-        add_to_count(session, StageCount.__table__, {**key, "stage_code": new_state.stage}, "n", 1)
+            moves.append(({**key, "stage_code": old_stage}, -1))
+        add_to_counts(session, StageCount.__table__, moves, "n")
         _move_feature_counts(session, tenant, track, old_stage, new_state.stage)
 
     audit.append(
@@ -163,11 +169,13 @@ def _move_feature_counts(
 ) -> None:
     """Move each of the tenant's features from `old_stage` to `new_stage` in feature_counts."""
     features = select(TenantFeature.feature).where(TenantFeature.tenant_id == tenant.id)
+    moves = []
     for feature in session.scalars(features).all():
         key = {"track_code": track, "feature": feature, "account_manager": tenant.account_manager}
         if old_stage is not None:
-            add_to_count(session, FeatureCount.__table__, {**key, "stage_code": old_stage}, "n", -1)
-        add_to_count(session, FeatureCount.__table__, {**key, "stage_code": new_stage}, "n", 1)
+            moves.append(({**key, "stage_code": old_stage}, -1))
+        moves.append(({**key, "stage_code": new_stage}, 1))
+    add_to_counts(session, FeatureCount.__table__, moves, "n")
 
 
 def _put_state(
@@ -238,10 +246,11 @@ def _restate_closed_weeks(
         if before == after:
             continue
         key = {"week_start": monday, "track_code": rules.code, "tier": tenant.tier, "region": tenant.region}
+        moves = [({**key, "stage_code": after}, 1)]
         if before is not None:
             _ensure_snapshot_row(session, {**key, "stage_code": before})
-            add_to_count(session, WeeklySnapshot.__table__, {**key, "stage_code": before}, "n_current", -1)
-        add_to_count(session, WeeklySnapshot.__table__, {**key, "stage_code": after}, "n_current", 1)
+            moves.append(({**key, "stage_code": before}, -1))
+        add_to_counts(session, WeeklySnapshot.__table__, moves, "n_current")
 
 
 def stage_at_week_end(

@@ -70,6 +70,7 @@ from lockstep.models import (
 from lockstep.permissions import Actor, require
 from lockstep.queries.program import program_today
 from lockstep.services import audit
+from lockstep.services.locks import hold_rollout_gate
 from lockstep.services.rollout import load_track_rules
 
 Key = tuple[str, str, str, str]  # (track, stage, tier, region)
@@ -191,6 +192,9 @@ def _check_ended(session: Session, monday: date) -> None:
 
 def _close(session: Session, actor: Actor, mondays: list[date]) -> list[CloseResult]:
     """Compute the as-of counts of `mondays` in one pass, insert them and audit each week."""
+    # No event may land between reading the counts and marking the weeks closed: it would be
+    # in neither the frozen numbers nor a restatement (lockstep.services.locks).
+    hold_rollout_gate(session, exclusive=True)
     mondays = sorted(mondays)
     counts = as_of_counts(session=session, mondays=mondays)
     now = utcnow()

@@ -14,6 +14,7 @@ import streamlit as st
 
 from lockstep.access import PAGES, pages_for
 from lockstep.config import ROOT
+from lockstep.ui.health import stop_unless_database_ready
 from lockstep.ui.session import sidebar_identity, signed_in_actor
 
 ICONS = {
@@ -42,6 +43,7 @@ def _page(key: str, title: str, *, default: bool = False, script: str | None = N
 
 def build_navigation():
     """An st.navigation over exactly what this visitor may open (the caller runs the page)."""
+    stop_unless_database_ready()
     # A share link shows one tenant and nothing else, signed in or not: no sidebar, no menu.
     if "token" in st.query_params:
         # The default page is served at "/" under no name, so /share?token=... needs a named

@@ -14,6 +14,8 @@ revision: str = "0001"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# What the downgrade destroys (lockstep.migrate.downgrade_losses; `db downgrade` asks before it).
+DOWNGRADE_DROPS_DATA: str | None = "drops every table, and with them all tenants, events, users, notes and the audit log"
 
 
 def upgrade() -> None:

@@ -50,6 +50,8 @@ revision: str = "0002"
 down_revision: str | Sequence[str] | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# What the downgrade destroys (lockstep.migrate.downgrade_losses; `db downgrade` asks before it).
+DOWNGRADE_DROPS_DATA: str | None = None  # indexes, and stage_counts re-keyed (counts are derived from current_state)
 
 
 def upgrade() -> None:

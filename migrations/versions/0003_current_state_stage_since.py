@@ -21,6 +21,8 @@ revision: str = "0003"
 down_revision: str | Sequence[str] | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# What the downgrade destroys (lockstep.migrate.downgrade_losses; `db downgrade` asks before it).
+DOWNGRADE_DROPS_DATA: str | None = None  # indexes only
 
 
 def upgrade() -> None:

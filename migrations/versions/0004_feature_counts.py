@@ -20,6 +20,8 @@ revision: str = "0004"
 down_revision: str | Sequence[str] | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# What the downgrade destroys (lockstep.migrate.downgrade_losses; `db downgrade` asks before it).
+DOWNGRADE_DROPS_DATA: str | None = None  # feature_counts, derived from current_state and tenant_features (refilled on upgrade)
 
 
 def upgrade() -> None:

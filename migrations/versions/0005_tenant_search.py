@@ -28,6 +28,8 @@ revision: str = "0005"
 down_revision: str | Sequence[str] | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# What the downgrade destroys (lockstep.migrate.downgrade_losses; `db downgrade` asks before it).
+DOWNGRADE_DROPS_DATA: str | None = None  # search indexes only (rebuilt from tenants on upgrade)
 
 PG_INDEXES = {"ix_tenants_name_trgm": "name", "ix_tenants_external_id_trgm": "external_id"}
 TRIGGERS = ("tenants_fts_insert", "tenants_fts_delete", "tenants_fts_update")

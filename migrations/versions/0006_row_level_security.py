@@ -35,6 +35,8 @@ revision: str = "0006"
 down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# What the downgrade destroys (lockstep.migrate.downgrade_losses; `db downgrade` asks before it).
+DOWNGRADE_DROPS_DATA: str | None = None  # policies and grants only
 
 APP_ROLE = "lockstep_app"
 POLICY = "lockstep_actor_scope"

@@ -25,6 +25,8 @@ revision: str = "0007"
 down_revision: str | Sequence[str] | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# What the downgrade destroys (lockstep.migrate.downgrade_losses; `db downgrade` asks before it).
+DOWNGRADE_DROPS_DATA: str | None = "drops api_tokens (every API token), api_idempotency and deliveries (the delivery log)"
 
 
 def upgrade() -> None:
