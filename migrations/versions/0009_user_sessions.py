@@ -24,6 +24,7 @@ revision: str = "0009"
 down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+DOWNGRADE_DROPS_DATA: str | None = "drops user_sessions (everyone is signed out) and sign_in_failures (the per-address throttle)"
 
 
 def upgrade() -> None:
