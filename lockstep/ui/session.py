@@ -39,7 +39,7 @@ from lockstep.config import ROOT, get_settings
 from lockstep.db import write_session
 from lockstep.permissions import Actor
 from lockstep.services import auth, sessions
-from lockstep.ui.data import engine, run_query
+from lockstep.ui.data import engine, run_query, settings
 from lockstep.ui.web import (
     SIGNED_OUT_COOKIE,
     end_url,
@@ -90,6 +90,9 @@ def _running_page() -> str | None:
 
 def current_actor() -> Actor:
     """The signed-in user, allowed on the running page; otherwise this page goes no further."""
+    # A page file can run without app.py (the first request after a server start): check the
+    # settings here too, so a bad LOCKSTEP_* variable shows its message instead of a traceback.
+    settings()
     actor = signed_in_actor()
     if actor is None:
         st.switch_page(LOGIN_PAGE)
