@@ -25,6 +25,7 @@ SESSION_DAYS_RANGE = (1, 90, "days")
 AS_OF_RANGE = (date(2000, 1, 1), date(2100, 12, 31))
 ENVIRONMENTS = ("production", "development", "test")  # test: the test suite's servers
 AUDIT_KEY_MIN_CHARS = 32
+DEFAULT_AUDIT_KEY_FILE = ROOT / "data" / "audit.key"
 
 
 class SettingsError(ValueError):
@@ -173,7 +174,12 @@ def _public_url(raw: str) -> str:
 def _audit_key(env: dict[str, str]) -> bytes | None:
     key = env.get("LOCKSTEP_AUDIT_KEY")
     name = "LOCKSTEP_AUDIT_KEY"
-    if not key and (path := env.get("LOCKSTEP_AUDIT_KEY_FILE")):
+    # With neither variable set, the key `make run` made is used, so a command run by hand
+    # keys its entries like the app does. An empty LOCKSTEP_AUDIT_KEY_FILE means "no key file".
+    path = env.get("LOCKSTEP_AUDIT_KEY_FILE")
+    if path is None and DEFAULT_AUDIT_KEY_FILE.is_file():
+        path = str(DEFAULT_AUDIT_KEY_FILE)
+    if not key and path:
         name = f"LOCKSTEP_AUDIT_KEY_FILE={path!r}"
         try:
             key = Path(path).read_text(encoding="utf-8").strip()

@@ -21,6 +21,8 @@ from lockstep.migrate import upgrade
 
 PG_ADMIN_URL = os.environ.get("LOCKSTEP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# Tests choose their audit key themselves: never the data/audit.key a `make run` here made.
+os.environ.setdefault("LOCKSTEP_AUDIT_KEY_FILE", "")
 
 
 def _pg_url(dbname: str) -> str:

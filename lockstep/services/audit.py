@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from lockstep.clock import utcnow
 from lockstep.config import get_settings
+from lockstep.errors import LockstepError
 from lockstep.logs import log_event, log_on_commit
 from lockstep.models import AuditEntry, AuditHead, PlanItem, Tenant, User
 from lockstep.permissions import Actor
@@ -47,6 +48,21 @@ def _warn_unkeyed() -> None:
         detail="LOCKSTEP_AUDIT_KEY is not set: audit entries are written without a MAC, so an entry "
         "appended directly in the database cannot be told from a real one (see docs/security.md)",
     )
+
+
+def _refuse_unkeyed_after_keyed(session: Session, last_id: int) -> None:
+    # An unkeyed entry after keyed ones makes `audit verify` fail for good: refuse the write
+    # instead (a command run without the key, or a server started without it).
+    if last_id and session.scalar(select(AuditEntry.mac).where(AuditEntry.id == last_id)) is not None:
+        raise AuditKeyMissing(
+            "the audit log's entries carry MACs but no audit key is set, so this change is not saved: "
+            "set LOCKSTEP_AUDIT_KEY or LOCKSTEP_AUDIT_KEY_FILE to the key (make run keeps it in "
+            "data/audit.key)"
+        )
+
+
+class AuditKeyMissing(LockstepError):
+    """A write was refused: the log is keyed and this process has no key."""
 
 
 def _plain(value: Any) -> Any:
@@ -136,6 +152,7 @@ def append(
     )
     key = get_settings().audit_key
     if key is None:
+        _refuse_unkeyed_after_keyed(session, head.last_id)
         _warn_unkeyed()
     entry.mac = entry_mac(key, entry.hash) if key is not None else None
     session.add(entry)

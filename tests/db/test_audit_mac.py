@@ -160,3 +160,30 @@ def test_the_app_role_may_only_insert_and_read_the_audit_log(engine, backend, au
         with engine.begin() as conn:
             conn.execute(text(f"DROP OWNED BY {role}"))
             conn.execute(text(f"DROP ROLE {role}"))
+
+
+def test_an_unkeyed_write_after_keyed_entries_is_refused_and_changes_nothing(engine, monkeypatch):
+    monkeypatch.setenv("LOCKSTEP_AUDIT_KEY", KEY)
+    get_settings.cache_clear()
+    write_entries(engine, 2)
+    monkeypatch.delenv("LOCKSTEP_AUDIT_KEY")
+    get_settings.cache_clear()
+    with pytest.raises(audit.AuditKeyMissing, match="no audit key is set.*LOCKSTEP_AUDIT_KEY_FILE"):
+        write_entries(engine, 1, start=3)
+    monkeypatch.setenv("LOCKSTEP_AUDIT_KEY", KEY)
+    get_settings.cache_clear()
+    assert verify(engine).ok and verify(engine).checked == 2
+    get_settings.cache_clear()
+
+
+def test_without_either_variable_the_key_file_make_run_made_is_used(monkeypatch, tmp_path):
+    from lockstep import config
+
+    key_file = tmp_path / "audit.key"
+    key_file.write_text(KEY + "\n")
+    monkeypatch.setattr(config, "DEFAULT_AUDIT_KEY_FILE", key_file)
+    assert config.Settings.from_env({}).audit_key == KEY.encode()
+    # An explicit empty LOCKSTEP_AUDIT_KEY_FILE opts out; an explicit key wins over the file.
+    assert config.Settings.from_env({"LOCKSTEP_AUDIT_KEY_FILE": ""}).audit_key is None
+    other = "z" * 40
+    assert config.Settings.from_env({"LOCKSTEP_AUDIT_KEY": other}).audit_key == other.encode()
