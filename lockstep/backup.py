@@ -173,18 +173,25 @@ def backup_database(*, engine: Engine, output: Path) -> Manifest:
     return manifest
 
 
-def _backup_sqlite(engine: Engine, payload: Path) -> Manifest:
-    source = sqlite3.connect(_sqlite_path(engine.url))
+def _sqlite_copy(source_path: Path, target_path: Path) -> None:
+    """Copy one SQLite database over another with the online backup API, in one step.
+
+    One step (pages=-1) reads the source in a single transaction, so the copy is consistent
+    however busy its writers are, and replaces the target's pages in one transaction.
+    """
+    source = sqlite3.connect(source_path)
     try:
-        target = sqlite3.connect(payload)
+        target = sqlite3.connect(target_path)
         try:
-            # One step (pages=-1): the copy is a single read transaction of the source, so it is
-            # consistent however busy the writers are; they wait at most for the copy.
             source.backup(target, pages=-1)
         finally:
             target.close()
     finally:
         source.close()
+
+
+def _backup_sqlite(engine: Engine, payload: Path) -> Manifest:
+    _sqlite_copy(_sqlite_path(engine.url), payload)
     # Describe the copy, not the live file: the copy is what a restore will bring back.
     from lockstep.db import make_engine
 
@@ -305,16 +312,7 @@ def restore_database(*, engine: Engine, backup: Path, force: bool = False) -> Re
 
 
 def _restore_sqlite(engine: Engine, payload: Path) -> None:
-    source = sqlite3.connect(payload)
-    try:
-        target = sqlite3.connect(_sqlite_path(engine.url))
-        try:
-            # The backup API replaces the target's pages in one transaction: all or nothing.
-            source.backup(target, pages=-1)
-        finally:
-            target.close()
-    finally:
-        source.close()
+    _sqlite_copy(payload, _sqlite_path(engine.url))
 
 
 def _restore_postgres(engine: Engine, payload: Path, *, force: bool) -> None:

@@ -68,11 +68,15 @@ def new_database_url(backend: str, request, tmp_path: Path) -> str:
         path = tmp_path / "lockstep.db"
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         return f"sqlite:///{path}"
-    template = request.getfixturevalue("pg_template")
+    return new_pg_database(request, template=request.getfixturevalue("pg_template"))
+
+
+def new_pg_database(request, *, template: str | None = None) -> str:
+    """URL of a new PostgreSQL database (a copy of `template`, else empty); dropped after the test."""
     name = f"lockstep_t_{uuid.uuid4().hex[:12]}"
     admin = _pg_admin()
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
 
     def _drop():
         with admin.connect() as conn:

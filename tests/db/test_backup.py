@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import tarfile
-import uuid
 
 import pytest
 from sqlalchemy import func, select, text
@@ -25,7 +24,7 @@ from lockstep.models import AuditEntry, TenantNote
 from lockstep.permissions import SYSTEM, Actor
 from lockstep.plan import sync_plan_file
 from lockstep.services import audit
-from tests.conftest import _pg_admin, _pg_url
+from tests.conftest import new_pg_database
 
 PLAN = ROOT / "plan" / "90-day-plan.yaml"
 WAIT = 120  # seconds: only so that a broken run fails instead of hanging
@@ -46,18 +45,7 @@ def empty_target(backend, tmp_path, request):
     """URL of an empty database (no tables) on the same backend."""
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'restored.db'}"
-    name = f"lockstep_r_{uuid.uuid4().hex[:12]}"
-    admin = _pg_admin()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def _drop():
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    request.addfinalizer(_drop)
-    return _pg_url(name)
+    return new_pg_database(request)
 
 
 def _table_contents(engine) -> dict[str, list[tuple]]:
