@@ -132,7 +132,7 @@ if running is not None:
             f"{running.today:%Y-%m-%d}. These numbers are live and move with every event until the week "
             "ends and is closed; they are not part of the closed weeks above."
         )
-        so_far = st.columns(4)
+        so_far = st.columns(3)
         if running.enforced_pct is not None:
             so_far[0].metric("GCM enforced so far", f"{running.enforced_pct:.1f}%",
                              help=f"{running.enforced:,} of {running.on_encryption:,} tenants now")
