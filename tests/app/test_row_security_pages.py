@@ -17,7 +17,7 @@ from lockstep.access import pages_for
 from lockstep.config import ROOT, get_settings
 from lockstep.db import make_engine
 from lockstep.row_security import scope_session_to
-from tests.app.conftest import ACTORS, build_demo_database
+from tests.app.conftest import ACTORS, build_demo_database, open_browser_session
 from tests.app.helpers import rows
 from tests.conftest import new_database_url
 
@@ -33,7 +33,7 @@ def pg_demo_url(request, tmp_path_factory) -> str:
 
 
 @pytest.fixture
-def pg_app(pg_demo_url, monkeypatch):
+def pg_app(pg_demo_url, monkeypatch, browser_cookie):
     """open(page, role) -> an AppTest rendered on the PostgreSQL demo database; and its engine."""
     monkeypatch.setenv("LOCKSTEP_DATABASE_URL", pg_demo_url)
     monkeypatch.setenv("LOCKSTEP_ENV", "test")
@@ -43,7 +43,8 @@ def pg_app(pg_demo_url, monkeypatch):
 
     def _open(page: str, role: str) -> AppTest:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
-        at.session_state["actor"] = ACTORS[role]
+        # Signed in as the app does it: a server-side session whose cookie this browser presents.
+        browser_cookie(open_browser_session(engine, ACTORS[role].email))
         at.run()
         if page != "overview":
             at.switch_page(f"pages/{page}.py")
