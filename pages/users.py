@@ -11,6 +11,7 @@ import streamlit as st
 
 from lockstep.db import write_session
 from lockstep.errors import LockstepError
+from lockstep.labels import role_label
 from lockstep.models import ROLES
 from lockstep.queries import users as q
 from lockstep.services.users import (
@@ -55,18 +56,21 @@ def apply(service, flash: str, **kwargs) -> None:
 # Uncached: an admin acts on what this shows, so it must be the table as it is now.
 users = run_query(q.users_overview, actor=actor)
 st.dataframe(
-    users,
+    # Roles in words; widths that fit beside the sidebar at 1280 pixels (e2e layout test).
+    users.assign(role=users["role"].map(role_label)),
     hide_index=True,
     width="stretch",
     column_config={
-        "email": "E-mail",
-        "name": "Name",
-        "role": st.column_config.TextColumn("Role"),
-        "active": st.column_config.CheckboxColumn("Active"),
-        "last_sign_in": st.column_config.DatetimeColumn("Last sign-in (UTC)", format="YYYY-MM-DD HH:mm"),
-        "locked_until": st.column_config.DatetimeColumn("Locked until (UTC)", format="YYYY-MM-DD HH:mm:ss"),
-        "failed_sign_ins": st.column_config.NumberColumn("Failed sign-ins"),
-        "open_sessions": st.column_config.NumberColumn("Open sessions"),
+        "email": st.column_config.TextColumn("E-mail", width=185),
+        "name": st.column_config.TextColumn("Name", width=110),
+        "role": st.column_config.TextColumn("Role", width=110),
+        "active": st.column_config.CheckboxColumn("Active", width=55),
+        "last_sign_in": st.column_config.DatetimeColumn("Last sign-in", format="YYYY-MM-DD HH:mm", width=120,
+                                                        help="UTC"),
+        "locked_until": st.column_config.DatetimeColumn("Locked until", format="YYYY-MM-DD HH:mm", width=120,
+                                                        help="UTC"),
+        "failed_sign_ins": st.column_config.NumberColumn("Failures", width=55, help="Failed sign-ins"),
+        "open_sessions": st.column_config.NumberColumn("Sessions", width=55, help="Open sessions"),
     },
     key="users_table",
 )

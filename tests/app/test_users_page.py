@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from lockstep.access import may_open
 from lockstep.config import ROOT
+from lockstep.labels import role_label
 from lockstep.models import ROLES
 from lockstep.services.users import verify_password
 from lockstep.ui.session import ROLE_LABELS
@@ -47,7 +48,9 @@ def test_the_table_lists_every_user_as_the_database_has_them(users_page, demo_en
     table = users_page.dataframe[0].value
     expected = rows(demo_engine, "SELECT email, role, is_active FROM users ORDER BY email")
     assert list(table["email"]) == [r[0] for r in expected]
-    assert list(table["role"]) == [r[1] for r in expected]
+    # Roles in words, as the person reads them (the codes stay in the database and the services).
+    assert list(table["role"]) == [role_label(r[1]) for r in expected]
+    assert "account_manager" not in set(table["role"])
     assert list(table["active"]) == [bool(r[2]) for r in expected]
     assert {"last_sign_in", "locked_until", "failed_sign_ins", "open_sessions"} <= set(table.columns)
     # The admin looking at it is signed in: one open session, a last sign-in time is not required.
