@@ -58,7 +58,7 @@ format: install-dev
 	$(BIN)/ruff format lockstep pages tests benchmarks app.py migrations
 
 test: install-dev lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 ## Benchmarks (figures in benchmarks/README.md): 100,000 tenants / 2M events; bench-full: 1,000,000 / 20M.
 bench: install-dev
