@@ -614,6 +614,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Domain errors by exit code, most specific first; any other LockstepError (and ValueError) is 1.
+_EXIT_CODES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], int], ...] = (
+    ((ValidationError, ConflictError), EXIT_INVALID),
+    (NotFoundError, EXIT_NOT_FOUND),
+    (PermissionDenied, EXIT_DENIED),
+    (DeliveryError, EXIT_SEND),
+)
+
+
+def _exit_code_for(exc: BaseException) -> int:
+    """The documented exit code of a domain error."""
+    return next((code for kinds, code in _EXIT_CODES if isinstance(exc, kinds)), EXIT_INVALID)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; return its exit code."""
     parser = build_parser()
@@ -628,15 +642,6 @@ def main(argv: list[str] | None = None) -> int:
     except ImportRejected as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_INVALID
-    except (ValidationError, ConflictError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INVALID
-    except NotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_NOT_FOUND
-    except PermissionDenied as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_DENIED
     except FileNotFoundError as exc:
         print(f"error: {exc.filename}: no such file", file=sys.stderr)
         return EXIT_NOT_FOUND
@@ -650,12 +655,9 @@ def main(argv: list[str] | None = None) -> int:
     except ArgumentError as exc:
         print(f"error: LOCKSTEP_DATABASE_URL is not a usable database URL: {exc}", file=sys.stderr)
         return EXIT_DATABASE
-    except DeliveryError as exc:
+    except (LockstepError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_SEND
-    except LockstepError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+        return _exit_code_for(exc)
     except Exception as exc:
         from lockstep.db import driver_error
 
