@@ -61,10 +61,14 @@ def build_navigation():
         return st.navigation([_page("signin", "Sign in", default=True, script=LOGIN), *aliases],
                              position="hidden")
     keys = pages_for(actor.role)
-    pages = [_page(key, PAGES[key][0], default=(i == 0)) for i, key in enumerate(keys)]
+    pages = [_page(key, PAGES[key][0]) for key in keys]
+    # The root address shows the role's first page. It is a hidden copy, so that the page
+    # itself keeps its own address (/overview): a default page is served only at "/".
+    first = str(ROOT / "pages" / f"{keys[0]}.py")
+    home = _page("home", PAGES[keys[0]][0], default=True, hidden=True, script=first)
     # Registered but hidden: the rerun right after signing in lands on one of these.
     sign_in = [_page(key, "Sign in", script=LOGIN, hidden=True) for key in ("signin", "login")]
-    nav = st.navigation([*pages, *sign_in], position="hidden")
+    nav = st.navigation([home, *pages, *sign_in], position="hidden")
     with st.sidebar:
         st.markdown("**:material/lock: Lockstep**")
         for page in pages:

@@ -56,3 +56,17 @@ def test_role_cannot_open_another_page_by_address(new_page, app_url, role, key):
     expect(_heading(page, home)).to_be_visible()
     expect(_heading(page, key)).to_have_count(0)
     assert page.url.rstrip("/") == app_url
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_allowed_page_opens_by_its_own_address(new_page, app_url, role):
+    # The first page is also served at "/", and its own address (/overview) must work too:
+    # people bookmark and share the address bar, not the root.
+    page = new_page()
+    first, *others = pages_for(role)
+    sign_in(page, app_url, role, path=first)
+    for key in [first, *others]:
+        page.goto(f"{app_url}/{key}")
+        expect(_heading(page, key)).to_be_visible()
+        expect(page.get_by_text("Page not found")).to_have_count(0)
+        expect(page.get_by_test_id("stException")).to_have_count(0)
