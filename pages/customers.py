@@ -19,11 +19,14 @@ from lockstep.ui.data import cached_query, clear_after_write, engine
 from lockstep.ui.reports import customer_report_button
 from lockstep.ui.session import current_actor
 from lockstep.ui.share_widgets import share_link_panel
+from lockstep.ui.uploads import import_form
 
 ALL = "All account managers"
 
 actor = current_actor()
 st.title("Customers")
+# A customer's list of tenants often arrives as the account manager's spreadsheet.
+import_form(actor)
 
 manager = None
 if actor.is_manager:

@@ -30,55 +30,12 @@ from lockstep.services.rollout import record_event
 from lockstep.tables import tenant_events_table, tenant_list_table, tenant_states_table
 from lockstep.ui.data import cached_query, clear_after_write, engine
 from lockstep.ui.session import current_actor
-from lockstep.ui.uploads import KINDS, TYPES, import_upload
+from lockstep.ui.uploads import import_form
 
 actor = current_actor()
 st.title("Rollout")
-# --- import a file (first: the rest of the page stops when no tenant is picked) -------------------
-if can(actor, "import.run"):
-    with st.expander("Import tenants or events (CSV or XLSX)"):
-        st.caption(
-            "A CSV or XLSX file, checked in full before anything is written (docs/csv-formats.md). "
-            "Dates are ISO 8601 unless a date format is given; XLSX reads the first sheet unless named."
-        )
-        with st.form("import_file"):
-            up_kind = st.radio("File holds", KINDS, horizontal=True)
-            uploaded = st.file_uploader("File", type=TYPES)
-            u1, u2 = st.columns(2)
-            up_format = u1.text_input("Date format (events)", placeholder="%d/%m/%Y, %m/%d/%Y or excel")
-            up_sheet = u2.text_input("Sheet (XLSX)", placeholder="first sheet")
-            up_go = st.form_submit_button("Import")
-        if up_go and uploaded is not None:
-            try:
-                outcome = import_upload(
-                    engine(),
-                    kind=up_kind,
-                    file_name=uploaded.name,
-                    data=uploaded.getvalue(),
-                    actor=actor,
-                    date_format=up_format.strip(),
-                    sheet=up_sheet.strip(),
-                )
-            except LockstepError as exc:
-                st.error(str(exc))
-            else:
-                if outcome.ok:
-                    clear_after_write()
-                    st.success(outcome.message)
-                else:
-                    st.error(outcome.message)
-                    st.caption("By column and reason")
-                    st.dataframe(outcome.summary, hide_index=True, width="stretch", key="import_summary")
-                    st.caption(f"The first {len(outcome.errors)} bad values by row")
-                    st.dataframe(outcome.errors, hide_index=True, width="stretch", key="import_errors")
-                    st.download_button(
-                        "Download every error (CSV)",
-                        outcome.error_file,
-                        file_name=f"errors-{uploaded.name.rsplit('.', 1)[0]}.csv",
-                        mime="text/csv",
-                        key="import_errors_csv",
-                    )
-
+# Import a file first: the rest of the page stops when no tenant is picked.
+import_form(actor)
 
 tracks = cached_query(q.tracks)
 if tracks.empty:

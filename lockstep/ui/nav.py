@@ -15,7 +15,7 @@ import streamlit as st
 from lockstep.access import PAGES, pages_for
 from lockstep.config import ROOT
 from lockstep.ui.health import stop_unless_database_ready
-from lockstep.ui.session import sidebar_identity, signed_in_actor
+from lockstep.ui.session import remember_asked_for, sidebar_identity, signed_in_actor
 
 ICONS = {
     "overview": ":material/dashboard:",
@@ -55,6 +55,7 @@ def build_navigation():
         )
     actor = signed_in_actor()
     if actor is None:
+        remember_asked_for()
         # Any page's address shows the sign-in form, so after signing in the visitor lands
         # where they were going (the session route sends the browser back to this address).
         aliases = [_page(key, "Sign in", script=LOGIN, hidden=True) for key in (*PAGES, "login")]

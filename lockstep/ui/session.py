@@ -65,6 +65,8 @@ SIGNING_IN = "signing_in"
 # Set after an explicit sign-out so a development auto sign-in does not undo it at once.
 SIGNED_OUT = "signed_out"
 REFUSED = "auto_sign_in_refused"
+# The address a signed-out visitor first opened: the page to land on after signing in.
+ASKED_FOR = "asked_for_path"
 ROLE_LABELS = {
     "admin": "Admin",
     "security_lead": "Security lead",
@@ -95,6 +97,7 @@ def current_actor() -> Actor:
     settings()
     actor = signed_in_actor()
     if actor is None:
+        remember_asked_for()
         st.switch_page(LOGIN_PAGE)
     page = _running_page()
     # Navigation offers only allowed pages; this also holds when a page file is run directly.
@@ -139,12 +142,20 @@ def send_browser_to(url: str) -> None:
 def _next_path(actor: Actor) -> str:
     """Where the browser goes after sign-in: the page it asked for, if this role may open it; else home."""
     # The sign-in form answers at every page's address, so that address is the page asked for.
-    url = st.context.url
+    # It is read on the visitor's first run (remember_asked_for): by the time the form is sent,
+    # the browser's address shows the sign-in page's own.
+    url = st.session_state.get(ASKED_FOR) or st.context.url
     path = safe_next(urlsplit(url).path if isinstance(url, str) else None)
     key = path.rstrip("/").rsplit("/", 1)[-1]
     if key and not (key in PAGES and may_open(actor.role, key)):
         return home_path()
     return path
+
+
+def remember_asked_for() -> None:
+    """Note the address a signed-out visitor opened, once per Streamlit session."""
+    if ASKED_FOR not in st.session_state and isinstance(st.context.url, str):
+        st.session_state[ASKED_FOR] = st.context.url
 
 
 def _forget(*, keep: tuple[str, ...] = ()) -> None:

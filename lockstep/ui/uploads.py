@@ -11,10 +11,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from lockstep.errors import ImportRejected
+import streamlit as st
+
+from lockstep.errors import ImportRejected, LockstepError
 from lockstep.exports import import_errors_csv
-from lockstep.permissions import Actor
+from lockstep.permissions import Actor, can
 from lockstep.services import imports
+from lockstep.ui.data import clear_after_write, engine
 
 KINDS = ("events", "tenants")
 TYPES = ["csv", "xlsx"]
@@ -79,3 +82,52 @@ def import_upload(
         [],
         [],
     )
+
+
+def import_form(actor: Actor) -> None:
+    """The "Import tenants or events" expander, for roles that may import (nothing otherwise)."""
+    if not can(actor, "import.run"):
+        return
+    with st.expander("Import tenants or events (CSV or XLSX)"):
+        st.caption(
+            "A CSV or XLSX file, checked in full before anything is written (docs/csv-formats.md). "
+            "Dates are ISO 8601 unless a date format is given; XLSX reads the first sheet unless named."
+        )
+        with st.form("import_file"):
+            kind = st.radio("File holds", KINDS, horizontal=True)
+            uploaded = st.file_uploader("File", type=TYPES)
+            c1, c2 = st.columns(2)
+            date_format = c1.text_input("Date format (events)", placeholder="%d/%m/%Y, %m/%d/%Y or excel")
+            sheet = c2.text_input("Sheet (XLSX)", placeholder="first sheet")
+            go = st.form_submit_button("Import")
+        if not go or uploaded is None:
+            return
+        try:
+            outcome = import_upload(
+                engine(),
+                kind=kind,
+                file_name=uploaded.name,
+                data=uploaded.getvalue(),
+                actor=actor,
+                date_format=date_format.strip(),
+                sheet=sheet.strip(),
+            )
+        except LockstepError as exc:
+            st.error(str(exc))
+            return
+        if outcome.ok:
+            clear_after_write()
+            st.success(outcome.message)
+            return
+        st.error(outcome.message)
+        st.caption("By column and reason")
+        st.dataframe(outcome.summary, hide_index=True, width="stretch", key="import_summary")
+        st.caption(f"The first {len(outcome.errors)} bad values by row")
+        st.dataframe(outcome.errors, hide_index=True, width="stretch", key="import_errors")
+        st.download_button(
+            "Download every error (CSV)",
+            outcome.error_file,
+            file_name=f"errors-{uploaded.name.rsplit('.', 1)[0]}.csv",
+            mime="text/csv",
+            key="import_errors_csv",
+        )

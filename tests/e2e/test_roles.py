@@ -70,3 +70,13 @@ def test_every_allowed_page_opens_by_its_own_address(new_page, app_url, role):
         expect(_heading(page, key)).to_be_visible()
         expect(page.get_by_text("Page not found")).to_have_count(0)
         expect(page.get_by_test_id("stException")).to_have_count(0)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_signing_in_lands_on_the_page_the_address_asked_for(new_page, app_url, role):
+    # A bookmarked /weekly (or a link in a mail) asks for sign-in, then shows that page.
+    key = pages_for(role)[-1]
+    page = new_page()
+    sign_in(page, app_url, role, path=key)
+    expect(_heading(page, key)).to_be_visible()
+    assert page.url.rstrip("/") == f"{app_url}/{key}"
