@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import sqlite3
 import subprocess
 import sys
@@ -19,26 +18,6 @@ from tests.smtp import free_port, smtp_server
 
 EXAMPLES = ROOT / "data" / "examples"
 PLAN = str(ROOT / "plan" / "90-day-plan.yaml")
-
-
-@pytest.fixture
-def run(tmp_path):
-    """run(*args, env=None) -> CompletedProcess of `python -m lockstep ARGS` on a temp database."""
-    db = tmp_path / "cli.db"
-    base_env = {**os.environ, "LOCKSTEP_DATABASE_URL": f"sqlite:///{db}", "PYTHONPATH": str(ROOT)}
-
-    def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "lockstep", *args],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            env={**base_env, **(env or {})},
-            timeout=300,
-        )
-
-    _run.db, _run.env = db, base_env
-    return _run
 
 
 def _rows(db, sql: str) -> list[tuple]:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,26 +10,6 @@ import pytest
 from lockstep.config import ROOT
 
 EXAMPLES = ROOT / "data" / "examples"
-
-
-@pytest.fixture
-def run(tmp_path):
-    """run(*args, env=None) -> CompletedProcess of `python -m lockstep ARGS` on a temp database."""
-    db = tmp_path / "cli.db"
-    base_env = {**os.environ, "LOCKSTEP_DATABASE_URL": f"sqlite:///{db}", "PYTHONPATH": str(ROOT)}
-
-    def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "lockstep", *args],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            env={**base_env, **(env or {})},
-            timeout=300,
-        )
-
-    _run.db = db
-    return _run
 
 
 def _count(db: Path, table: str) -> int:
@@ -105,8 +82,8 @@ def test_bad_plan_names_the_file_and_exits_1(run, tmp_path):
 @pytest.mark.parametrize(
     ("prefix", "expected"),
     [
-        ("title_note: \"a\x00b\"\n", "character U+0000 (NUL)"),
-        ("note: \"\x1b[31mred\"\n", "character U+001B (ESC)"),
+        ('title_note: "a\x00b"\n', "character U+0000 (NUL)"),
+        ('note: "\x1b[31mred"\n', "character U+001B (ESC)"),
         ("".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 10)), "YAML aliases"),
     ],
     ids=["NUL", "ESC", "billion-laughs"],
@@ -123,8 +100,9 @@ def test_hostile_plan_files_get_the_report_and_exit_1(run, tmp_path, prefix, exp
 
 @pytest.mark.parametrize("value", ["365", "0", "abc"])
 def test_a_bad_setting_stops_every_command_with_its_name_and_range(run, value):
-    result = run("plan", "validate", str(ROOT / "plan" / "90-day-plan.yaml"),
-                 env={"LOCKSTEP_SHARE_LINK_DAYS": value})
+    result = run(
+        "plan", "validate", str(ROOT / "plan" / "90-day-plan.yaml"), env={"LOCKSTEP_SHARE_LINK_DAYS": value}
+    )
     assert result.returncode == 2
     assert f"error: LOCKSTEP_SHARE_LINK_DAYS='{value}'" in result.stderr
     assert "from 1 to 90" in result.stderr and "Traceback" not in result.stderr

@@ -13,7 +13,6 @@ from sqlalchemy import create_engine, text
 
 from lockstep.config import ROOT
 from lockstep.migrate import head_revision
-from tests.cli.test_cli import run  # noqa: F401 - the fixture
 from tests.conftest import PG_ADMIN_URL, new_database_url
 
 EXAMPLES = ROOT / "data" / "examples"
@@ -29,7 +28,7 @@ def _plain(result) -> None:
     assert "Traceback" not in result.stderr, result.stderr
 
 
-def test_current_and_check_say_when_the_schema_is_behind(run):  # noqa: F811
+def test_current_and_check_say_when_the_schema_is_behind(run):
     assert run("db", "upgrade", "0004").returncode == 0
     current = run("db", "current")
     assert current.returncode == 0
@@ -43,7 +42,7 @@ def test_current_and_check_say_when_the_schema_is_behind(run):  # noqa: F811
     assert ok.returncode == 0 and "the newest" in ok.stdout
 
 
-def test_a_command_needing_a_newer_table_names_the_revision_and_the_fix(run):  # noqa: F811
+def test_a_command_needing_a_newer_table_names_the_revision_and_the_fix(run):
     # Before 0008 the audit log has no mac column, which every audited write fills.
     assert run("db", "upgrade", "0003").returncode == 0
     result = run("plan", "sync", PLAN)
@@ -53,7 +52,7 @@ def test_a_command_needing_a_newer_table_names_the_revision_and_the_fix(run):  #
     _plain(result)
 
 
-def test_a_database_never_migrated_is_exit_5_with_what_to_do(run):  # noqa: F811
+def test_a_database_never_migrated_is_exit_5_with_what_to_do(run):
     result = run("import", "events", str(EXAMPLES / "events.csv"))
     assert result.returncode == 5
     assert "no Lockstep schema" in result.stderr and "db upgrade" in result.stderr
@@ -61,7 +60,7 @@ def test_a_database_never_migrated_is_exit_5_with_what_to_do(run):  # noqa: F811
     assert run("db", "check").returncode == 5
 
 
-def test_a_downgrade_that_drops_data_is_refused_without_the_flag(run):  # noqa: F811
+def test_a_downgrade_that_drops_data_is_refused_without_the_flag(run):
     assert run("db", "upgrade").returncode == 0
     refused = run("db", "downgrade", "base")
     assert refused.returncode == 4
@@ -75,13 +74,13 @@ def test_a_downgrade_that_drops_data_is_refused_without_the_flag(run):  # noqa: 
     assert "tenants" not in _tables(run.db)
 
 
-def test_a_downgrade_that_drops_only_indexes_needs_no_flag(run):  # noqa: F811
+def test_a_downgrade_that_drops_only_indexes_needs_no_flag(run):
     assert run("db", "upgrade", "0005").returncode == 0
     assert run("db", "downgrade", "0004").returncode == 0
     assert "revision 0004" in run("db", "current").stdout
 
 
-def test_a_read_only_sqlite_file_is_exit_4_and_says_read_only(run):  # noqa: F811
+def test_a_read_only_sqlite_file_is_exit_4_and_says_read_only(run):
     assert run("db", "upgrade").returncode == 0
     assert run("plan", "sync", PLAN).returncode == 0
     read_only = {"LOCKSTEP_DATABASE_URL": f"sqlite:///file:{run.db}?mode=ro&uri=true"}
@@ -93,7 +92,7 @@ def test_a_read_only_sqlite_file_is_exit_4_and_says_read_only(run):  # noqa: F81
 
 
 @pytest.mark.postgres
-def test_a_read_only_postgresql_database_is_exit_4(run, request, tmp_path):  # noqa: F811
+def test_a_read_only_postgresql_database_is_exit_4(run, request, tmp_path):
     url = new_database_url("postgresql", request, tmp_path)
     name = url.rpartition("/")[2]
     assert run("plan", "sync", PLAN, env={"LOCKSTEP_DATABASE_URL": url}).returncode == 0
@@ -108,7 +107,7 @@ def test_a_read_only_postgresql_database_is_exit_4(run, request, tmp_path):  # n
         _plain(result)
 
 
-def test_an_unreachable_server_is_exit_5_and_says_so(run):  # noqa: F811
+def test_an_unreachable_server_is_exit_5_and_says_so(run):
     url = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere?connect_timeout=5"
     for args in (["db", "check"], ["plan", "sync", PLAN]):
         result = run(*args, env={"LOCKSTEP_DATABASE_URL": url})
@@ -118,7 +117,7 @@ def test_an_unreachable_server_is_exit_5_and_says_so(run):  # noqa: F811
         _plain(result)
 
 
-def test_rebuild_state_dry_run_then_run(run):  # noqa: F811
+def test_rebuild_state_dry_run_then_run(run):
     assert run("db", "upgrade").returncode == 0
     assert run("plan", "sync", PLAN).returncode == 0
     assert run("import", "tenants", str(EXAMPLES / "tenants.csv")).returncode == 0
@@ -147,7 +146,7 @@ def test_rebuild_state_dry_run_then_run(run):  # noqa: F811
     assert run("audit", "verify").returncode == 0
 
 
-def test_the_new_commands_have_help(run):  # noqa: F811
+def test_the_new_commands_have_help(run):
     for command in (["db", "current"], ["db", "check"], ["db", "downgrade"], ["db", "rebuild-state"]):
         result = run(*command, "--help")
         assert result.returncode == 0 and "usage:" in result.stdout
