@@ -95,7 +95,11 @@ class SignInFailure(Base):
 
 
 class Program(Base):
-    """The program the plan describes (one row per plan file)."""
+    """A program: one plan file, its window; plan items, workstreams, tracks and closed weeks belong to one.
+
+    Several programs can run side by side (the next one starts while the last one closes);
+    tiers, tenants, users, share links and the audit log are shared by all of them.
+    """
 
     __tablename__ = "program"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -120,6 +124,8 @@ class Track(Base):
 
     __tablename__ = "tracks"
     code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # Codes stay unique across programs: rollout events and imports name a track by its code.
+    program_id: Mapped[str] = mapped_column(ForeignKey("program.id"), index=True)
     name: Mapped[str] = mapped_column(String(100))
     description: Mapped[str] = mapped_column(Text, default="")
     deadline: Mapped[date | None] = mapped_column(Date)
@@ -147,6 +153,7 @@ class Workstream(Base):
 
     __tablename__ = "workstreams"
     code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    program_id: Mapped[str] = mapped_column(ForeignKey("program.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     lead: Mapped[str] = mapped_column(String(200), default="")
 
@@ -156,6 +163,8 @@ class PlanItem(Base):
 
     __tablename__ = "plan_items"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # Ids stay unique across programs; a sync refuses an id another program owns.
+    program_id: Mapped[str] = mapped_column(ForeignKey("program.id"), index=True)
     workstream_code: Mapped[str] = mapped_column(ForeignKey("workstreams.code"))
     title: Mapped[str] = mapped_column(String(300))
     owner: Mapped[str] = mapped_column(String(200))
@@ -319,9 +328,10 @@ class FeatureCount(Base):
 
 
 class SnapshotWeek(Base):
-    """A closed week: its counts are frozen in weekly_snapshots."""
+    """A closed week of one program: the counts of its tracks are frozen in weekly_snapshots."""
 
     __tablename__ = "snapshot_weeks"
+    program_id: Mapped[str] = mapped_column(ForeignKey("program.id"), primary_key=True)
     week_start: Mapped[date] = mapped_column(Date, primary_key=True)
     closed_at: Mapped[datetime] = mapped_column(DateTime)
     closed_by: Mapped[str] = mapped_column(String(254))
@@ -335,13 +345,25 @@ class WeeklySnapshot(Base):
     """
 
     __tablename__ = "weekly_snapshots"
-    week_start: Mapped[date] = mapped_column(ForeignKey("snapshot_weeks.week_start"), primary_key=True)
+    # The track decides the program; program_id is carried so that the row hangs off its
+    # program's closed week (a composite foreign key), and one program's close or restatement
+    # never touches another's rows.
+    program_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    week_start: Mapped[date] = mapped_column(Date, primary_key=True)
     track_code: Mapped[str] = mapped_column(String(32), primary_key=True)
     stage_code: Mapped[str] = mapped_column(String(32), primary_key=True)
     tier: Mapped[str] = mapped_column(String(32), primary_key=True)
     region: Mapped[str] = mapped_column(String(32), primary_key=True)
     n_reported: Mapped[int] = mapped_column(BigInteger, default=0)
     n_current: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["program_id", "week_start"],
+            ["snapshot_weeks.program_id", "snapshot_weeks.week_start"],
+            name="fk_weekly_snapshots_week",
+        ),
+    )
 
 
 class ShareLink(Base):

@@ -50,6 +50,7 @@ def seed_plan(session: Session) -> None:
         session.add(
             Track(
                 code=code,
+                program_id=PROGRAM_ID,
                 name=name,
                 description="",
                 deadline=deadline,

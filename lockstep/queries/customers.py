@@ -28,7 +28,7 @@ from lockstep.models import (
 )
 from lockstep.permissions import Actor
 from lockstep.queries.e2ee import E2EE, blocker_sentence
-from lockstep.queries.program import program_today
+from lockstep.queries.program import default_program, program_today
 from lockstep.queries.rollout import scoped_tenant, tenant_search
 from lockstep.queries.scope import scoped
 
@@ -177,12 +177,20 @@ def _track_status(
     )
 
 
-def customer_status(*, session: Session, actor: Actor, tenant_external_id: str) -> CustomerStatus:
-    """The customer view of one tenant; NotFoundError when it does not exist or is not the actor's."""
+def customer_status(
+    *, session: Session, actor: Actor, tenant_external_id: str, program: str | None = None
+) -> CustomerStatus:
+    """The customer view of one tenant on the program's tracks (default: `default_program`).
+
+    NotFoundError when the tenant does not exist or is not the actor's.
+    """
     t = scoped_tenant(session, actor, tenant_external_id)
-    today = program_today(session=session)
+    program = program or default_program(session=session)
+    today = program_today(session=session, program=program)
     tier = session.get(Tier, t.tier)
-    tracks = session.scalars(select(Track).order_by(Track.position, Track.code)).all()
+    tracks = session.scalars(
+        select(Track).where(Track.program_id == program).order_by(Track.position, Track.code)
+    ).all()
     stages = session.scalars(
         select(TrackStage).order_by(TrackStage.track_code, TrackStage.is_side, TrackStage.position)
     ).all()

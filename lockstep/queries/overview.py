@@ -142,13 +142,16 @@ def track_stage_mix(
 ) -> StageMix:
     """Tenants per stage of `track` now and a week ago (see the module docstring for "a week ago").
 
-    Account managers count their own tenants only. `paid_only` keeps paid tiers.
+    Account managers count their own tenants only. `paid_only` keeps paid tiers. Today and
+    the closed weeks are those of the program the track belongs to.
     """
-    today = today or program_today(session=session)
+    program, ready_stage = session.execute(
+        select(Track.program_id, Track.ready_stage).where(Track.code == track)
+    ).first() or (None, None)
+    today = today or program_today(session=session, program=program)
     ago = today - timedelta(days=7)
     stages = _stages(session, track)
     ordered = stages.loc[~stages["is_side"], "stage"].tolist()
-    ready_stage = session.scalar(select(Track.ready_stage).where(Track.code == track))
     if ready_stage not in ordered:
         ready_stage = ordered[-1] if ordered else None
     ready_from = ordered.index(ready_stage) if ready_stage else len(ordered)
@@ -156,7 +159,11 @@ def track_stage_mix(
     now = _counts_now(session, actor, track, paid_only)
     # The newest week that ended by the end of the day a week ago (its Monday 00:00 end <= ago + 1).
     monday = week_start(ago + timedelta(days=1)) - timedelta(days=7)
-    closed = not actor.is_manager and session.get(SnapshotWeek, monday) is not None
+    closed = (
+        not actor.is_manager
+        and program is not None
+        and session.get(SnapshotWeek, (program, monday)) is not None
+    )
     if closed:
         before = _counts_from_snapshot(session, monday, track, paid_only)
         sunday = monday + timedelta(days=6)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from lockstep.labels import plan_status_label
 from lockstep.models import PlanItem, PlanItemUpdate, Workstream
-from lockstep.queries.program import program_today
+from lockstep.queries.program import default_program, program_today
 
 AT_RISK_WINDOW_DAYS = 7
 AT_RISK_BELOW_PERCENT = 50
@@ -58,23 +58,32 @@ def is_at_risk(today: date, *, asof: date | None = None) -> ColumnElement[bool]:
     return and_(not_(done_by(asof)), or_(PlanItem.status.in_(("at_risk", "blocked")), due_soon))
 
 
-def _live() -> ColumnElement[bool]:
-    return PlanItem.retired_at.is_(None)
+def _live(program: str | None = None) -> ColumnElement[bool]:
+    live = PlanItem.retired_at.is_(None)
+    return live if program is None else and_(live, PlanItem.program_id == program)
+
+
+def _program(session: Session, program: str | None) -> str | None:
+    return program or default_program(session=session)
 
 
 def _count(cond: ColumnElement[bool]):
     return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
 
 
-def plan_key_numbers(*, session: Session, today: date | None = None) -> pd.DataFrame:
+def plan_key_numbers(
+    *, session: Session, today: date | None = None, program: str | None = None
+) -> pd.DataFrame:
     """Done / at risk / overdue / total plan items now and 7 days earlier (retired items excluded).
 
     The week-ago figures come from the due and done dates; status and percent are not
     dated, so "at risk a week ago" uses today's status and percent (an approximation).
     'total' (live items) is not compared: its week_ago repeats now.
     Columns: measure ('done', 'at_risk', 'overdue', 'total'), now (int), week_ago (int).
+    The program's items only (default: `default_program`).
     """
-    today = today or program_today(session=session)
+    program = _program(session, program)
+    today = today or program_today(session=session, program=program)
     ago = today - timedelta(days=7)
     row = session.execute(
         select(
@@ -85,7 +94,7 @@ def plan_key_numbers(*, session: Session, today: date | None = None) -> pd.DataF
             _count(is_overdue(today)).label("overdue_now"),
             _count(is_overdue(today, asof=ago)).label("overdue_ago"),
             func.count().label("total_now"),
-        ).where(_live())
+        ).where(_live(program))
     ).one()
     measures = ("done", "at_risk", "overdue", "total")
     return pd.DataFrame(
@@ -106,14 +115,17 @@ def plan_items(
     statuses: Sequence[str] | None = None,
     overdue_only: bool = False,
     include_retired: bool = False,
+    program: str | None = None,
 ) -> pd.DataFrame:
     """Plan items matching the filters (applied in SQL), soonest due first.
 
     Columns: id, workstream, workstream_name, title, owner, status, percent, planned_start,
     due_date, done_date, depends_on (list of ids), uncertain, comment, version, retired (bool),
     overdue (bool), at_risk (bool), slip_days (int: days done after due, or days overdue; 0 otherwise).
+    The program's items only (default: `default_program`).
     """
-    today = today or program_today(session=session)
+    program = _program(session, program)
+    today = today or program_today(session=session, program=program)
     stmt = (
         select(
             PlanItem.id,
@@ -135,6 +147,7 @@ def plan_items(
             case((is_at_risk(today), True), else_=False).label("at_risk"),
         )
         .join(Workstream, Workstream.code == PlanItem.workstream_code)
+        .where(PlanItem.program_id == program)
         .order_by(PlanItem.due_date.is_(None), PlanItem.due_date, PlanItem.id)
     )
     if not include_retired:
@@ -166,13 +179,20 @@ def _slip(due: date | None, done: date | None, status: str, today: date) -> int:
     return max(0, (today - due).days)
 
 
-def plan_filter_options(*, session: Session) -> dict[str, list]:
-    """Choices for the plan filters: {'workstreams': [(code, name)], 'owners': [owner]}."""
+def plan_filter_options(*, session: Session, program: str | None = None) -> dict[str, list]:
+    """Choices for the program's plan filters: {'workstreams': [(code, name)], 'owners': [owner]}."""
+    program = _program(session, program)
     workstreams = [
         (code, name)
-        for code, name in session.execute(select(Workstream.code, Workstream.name).order_by(Workstream.name))
+        for code, name in session.execute(
+            select(Workstream.code, Workstream.name)
+            .where(Workstream.program_id == program)
+            .order_by(Workstream.name)
+        )
     ]
-    owners = list(session.scalars(select(PlanItem.owner).where(_live()).distinct().order_by(PlanItem.owner)))
+    owners = list(
+        session.scalars(select(PlanItem.owner).where(_live(program)).distinct().order_by(PlanItem.owner))
+    )
     return {"workstreams": workstreams, "owners": owners}
 
 
@@ -264,12 +284,15 @@ def _not_done(status: str) -> str:
     return "not started" if status == "not_started" else f"not done ({plan_status_label(status).lower()})"
 
 
-def dependency_conflicts(*, session: Session) -> pd.DataFrame:
-    """Live items started or done while something they depend on is not done.
+def dependency_conflicts(*, session: Session, program: str | None = None) -> pd.DataFrame:
+    """The program's live items started or done while something they depend on is not done.
 
     Columns: id, title, status, dependency, dependency_title, dependency_status (codes).
     """
-    rows = session.execute(select(PlanItem.id, PlanItem.status, PlanItem.depends_on).where(_live())).all()
+    program = _program(session, program)
+    rows = session.execute(
+        select(PlanItem.id, PlanItem.status, PlanItem.depends_on).where(_live(program))
+    ).all()
     known = {i: (t, st) for i, t, st in session.execute(select(PlanItem.id, PlanItem.title, PlanItem.status))}
     out = [
         (item_id, known[item_id][0], st, dep, *known[dep])
@@ -322,7 +345,9 @@ def _show(value) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def plan_burnup(*, session: Session, start: date, end: date, today: date | None = None) -> pd.DataFrame:
+def plan_burnup(
+    *, session: Session, start: date, end: date, today: date | None = None, program: str | None = None
+) -> pd.DataFrame:
     """Cumulative planned vs done items per program week (live items only).
 
     Weeks run from `start` in 7-day steps; the last is cut at `end`. planned = items due
@@ -330,17 +355,18 @@ def plan_burnup(*, session: Session, start: date, end: date, today: date | None 
     before it (done dates before `start` count in week 1). Weeks that start after today
     have no done value (NaN), so the done line stops at today.
     Columns: week (int, 1-based), week_start (date), week_end (date), label ("W1 (Apr 1)"),
-    planned (int), done (float, NaN in the future).
+    planned (int), done (float, NaN in the future). The program's items only (default: `default_program`).
     """
-    today = today or program_today(session=session)
+    program = _program(session, program)
+    today = today or program_today(session=session, program=program)
     due = session.execute(
         select(PlanItem.due_date, func.count())
-        .where(_live(), PlanItem.due_date.is_not(None))
+        .where(_live(program), PlanItem.due_date.is_not(None))
         .group_by(PlanItem.due_date)
     ).all()
     done = session.execute(
         select(PlanItem.done_date, func.count())
-        .where(_live(), PlanItem.status == "done", PlanItem.done_date.is_not(None))
+        .where(_live(program), PlanItem.status == "done", PlanItem.done_date.is_not(None))
         .group_by(PlanItem.done_date)
     ).all()
     rows = []

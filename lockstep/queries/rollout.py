@@ -31,7 +31,7 @@ from lockstep.models import (
     WeeklySnapshot,
 )
 from lockstep.permissions import Actor
-from lockstep.queries.program import program_today
+from lockstep.queries.program import default_program, program_today
 from lockstep.queries.scope import is_narrowed, scoped
 
 PAGE_SIZE = 50
@@ -44,10 +44,12 @@ EVENT_LIMIT = 500
 NOW = "now"
 
 
-def tracks(*, session: Session) -> pd.DataFrame:
-    """Every track in display order: columns code, name, deadline, ready_stage."""
+def tracks(*, session: Session, program: str | None = None) -> pd.DataFrame:
+    """The program's tracks (default: the default program) in order: code, name, deadline, ready_stage."""
     rows = session.execute(
-        select(Track.code, Track.name, Track.deadline, Track.ready_stage).order_by(Track.position, Track.code)
+        select(Track.code, Track.name, Track.deadline, Track.ready_stage)
+        .where(Track.program_id == (program or default_program(session=session)))
+        .order_by(Track.position, Track.code)
     ).all()
     return pd.DataFrame(rows, columns=["code", "name", "deadline", "ready_stage"])
 
@@ -262,13 +264,15 @@ def cutover_status(
     Not ready: an ordered stage before the ready stage, or a side stage. The pace is over
     closed weeks up to today (see Cutover), so it does not follow a stage filter.
     """
-    row = session.execute(select(Track.deadline, Track.ready_stage).where(Track.code == track)).first()
+    row = session.execute(
+        select(Track.deadline, Track.ready_stage, Track.program_id).where(Track.code == track)
+    ).first()
     if row is None or row.deadline is None or row.ready_stage is None:
         return None
     ready_pos = session.scalar(
         select(TrackStage.position).where(TrackStage.track_code == track, TrackStage.code == row.ready_stage)
     )
-    today = program_today(session=session)
+    today = program_today(session=session, program=row.program_id)
     ready = (TrackStage.is_side.is_(False)) & (TrackStage.position >= ready_pos)
     filters = {"tiers": tiers, "regions": regions, "managers": managers, "stages": stages}
     counts = _counts_now(track, actor, filters).subquery()

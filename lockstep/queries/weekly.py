@@ -33,7 +33,7 @@ from lockstep.permissions import Actor
 from lockstep.queries.overview import final_stage
 from lockstep.queries.plan import is_overdue
 from lockstep.queries.plan import plan_burnup as plan_burnup_by_program_week
-from lockstep.queries.program import program_today
+from lockstep.queries.program import default_program, program_today, program_track
 from lockstep.queries.scope import scoped
 from lockstep.rollout_rules import BLOCKED, ROLLED_BACK
 
@@ -56,16 +56,19 @@ def _upto(as_of_week: date | None):
     return WS.week_start <= as_of_week if as_of_week is not None else true()
 
 
-def closed_weeks(*, session: Session) -> pd.DataFrame:
-    """Every closed week, oldest first.
+def closed_weeks(*, session: Session, program: str | None = None) -> pd.DataFrame:
+    """Every closed week of the program (default: `default_program`), oldest first.
 
     Columns: week_start (date, Monday), week_label ('2020-W21'), closed_at (datetime),
     closed_by (str), restated (bool: some number of the week changed since it closed).
     """
+    program = program or default_program(session=session)
     changed = func.max(case((WS.n_current != WS.n_reported, 1), else_=0))
+    same_week = and_(WS.program_id == SnapshotWeek.program_id, WS.week_start == SnapshotWeek.week_start)
     rows = session.execute(
         select(SnapshotWeek.week_start, SnapshotWeek.closed_at, SnapshotWeek.closed_by, changed)
-        .outerjoin(WS, WS.week_start == SnapshotWeek.week_start)
+        .outerjoin(WS, same_week)
+        .where(SnapshotWeek.program_id == program)
         .group_by(SnapshotWeek.week_start, SnapshotWeek.closed_at, SnapshotWeek.closed_by)
         .order_by(SnapshotWeek.week_start)
     ).all()
@@ -142,15 +145,18 @@ def e2ee_adoption_by_week(
     return _labels(frame)
 
 
-def restated_numbers(*, session: Session, as_of_week: date | None = None) -> pd.DataFrame:
-    """Every (week, track, stage) whose count changed after its week closed, newest week first.
+def restated_numbers(
+    *, session: Session, as_of_week: date | None = None, program: str | None = None
+) -> pd.DataFrame:
+    """Every (week, track, stage) of the program whose count changed after its week closed, newest week first.
 
     Columns: week_start (date), week_label (str), track_code (str), stage_code (str),
     n_reported (int), n_current (int), change (int = current - reported).
     """
+    program = program or default_program(session=session)
     rows = session.execute(
         select(WS.week_start, WS.track_code, WS.stage_code, func.sum(WS.n_reported), func.sum(WS.n_current))
-        .where(_upto(as_of_week))
+        .where(_upto(as_of_week), WS.program_id == program)
         .group_by(WS.week_start, WS.track_code, WS.stage_code)
         .having(func.sum(WS.n_reported) != func.sum(WS.n_current))
         .order_by(WS.week_start.desc(), WS.track_code, WS.stage_code)
@@ -164,7 +170,7 @@ def restated_numbers(*, session: Session, as_of_week: date | None = None) -> pd.
 
 
 def plan_burnup(
-    *, session: Session, as_of_week: date | None = None, today: date | None = None
+    *, session: Session, as_of_week: date | None = None, today: date | None = None, program: str | None = None
 ) -> pd.DataFrame:
     """Cumulative plan items due vs done by the end of each closed week up to `as_of_week`.
 
@@ -173,14 +179,19 @@ def plan_burnup(
     Columns: week_start (date), week_label (str), planned (int), done (float, NaN for
     weeks that start after today).
     """
-    stmt = select(SnapshotWeek.week_start).order_by(SnapshotWeek.week_start)
+    program = program or default_program(session=session)
+    stmt = (
+        select(SnapshotWeek.week_start)
+        .where(SnapshotWeek.program_id == program)
+        .order_by(SnapshotWeek.week_start)
+    )
     if as_of_week is not None:
         stmt = stmt.where(SnapshotWeek.week_start <= as_of_week)
     weeks = session.scalars(stmt).all()
     if not weeks:
         return _labels(pd.DataFrame(columns=["week_start", "planned", "done"]))
     frame = plan_burnup_by_program_week(
-        session=session, start=weeks[0], end=weeks[-1] + timedelta(days=6), today=today
+        session=session, start=weeks[0], end=weeks[-1] + timedelta(days=6), today=today, program=program
     )
     frame = frame[frame["week_start"].isin(set(weeks))]
     return _labels(frame[["week_start", "planned", "done"]].reset_index(drop=True))
@@ -223,27 +234,31 @@ class RunningWeek:
         return 100.0 * self.e2ee_enabled / self.paid if self.paid else None
 
 
-def running_week(*, session: Session) -> RunningWeek | None:
+def running_week(*, session: Session, program: str | None = None) -> RunningWeek | None:
     """The week in progress (holding the program's today) with its live numbers; None once it is closed.
 
     Live means now: every event recorded so far, moving until the week ends and is closed.
-    Same definitions as the closed weeks' headline (encryption_forecast, e2ee_adoption_by_week).
+    Same definitions as the closed weeks' headline (encryption_forecast, e2ee_adoption_by_week),
+    over the program's encryption and E2EE tracks (`program_track`; zeros when it has none).
     """
-    today = program_today(session=session)
+    program = program or default_program(session=session)
+    today = program_today(session=session, program=program)
     monday = today - timedelta(days=today.weekday())
-    if session.get(SnapshotWeek, monday) is not None:
+    if session.get(SnapshotWeek, (program, monday)) is not None:
         return None
     sc = StageCount
-    enforced = final_stage(session=session, track=ENCRYPTION)
-    enabled = final_stage(session=session, track=E2EE)
+    enc_track = program_track(session=session, kind=ENCRYPTION, program=program)
+    e2ee_track = program_track(session=session, kind=E2EE, program=program)
+    enforced = final_stage(session=session, track=enc_track) if enc_track else None
+    enabled = final_stage(session=session, track=e2ee_track) if e2ee_track else None
     enc = session.execute(
         select(func.sum(case((sc.stage_code == enforced, sc.n), else_=0)), func.sum(sc.n))
-        .where(sc.track_code == ENCRYPTION)
+        .where(sc.track_code == enc_track)
     ).one()
     e2ee = session.execute(
         select(func.sum(case((sc.stage_code == enabled, sc.n), else_=0)), func.sum(sc.n))
         .join(Tier, Tier.code == sc.tier)
-        .where(sc.track_code == E2EE, Tier.paid.is_(True))
+        .where(sc.track_code == e2ee_track, Tier.paid.is_(True))
     ).one()
     return RunningWeek(monday, week_label(monday), today, int(enc[0] or 0), int(enc[1] or 0),
                        int(e2ee[0] or 0), int(e2ee[1] or 0))
@@ -259,16 +274,17 @@ class TopRisks:
     largest_stuck: pd.DataFrame
 
 
-def overdue_plan_items(*, session: Session, as_of: date) -> pd.DataFrame:
-    """Live plan items not done by `as_of` and due before it, most overdue first.
+def overdue_plan_items(*, session: Session, as_of: date, program: str | None = None) -> pd.DataFrame:
+    """The program's live plan items not done by `as_of` and due before it, most overdue first.
 
     Columns: id, title, workstream, owner, due_date (date), days_overdue (int), status, percent (int).
     """
+    program = program or default_program(session=session)
     rows = session.execute(
         select(PlanItem.id, PlanItem.title, Workstream.name, PlanItem.owner, PlanItem.due_date,
                PlanItem.status, PlanItem.percent)
         .join(Workstream, Workstream.code == PlanItem.workstream_code)
-        .where(PlanItem.retired_at.is_(None), is_overdue(as_of, asof=as_of))
+        .where(PlanItem.retired_at.is_(None), PlanItem.program_id == program, is_overdue(as_of, asof=as_of))
         .order_by(PlanItem.due_date, PlanItem.id)
     ).all()
     frame = pd.DataFrame(
@@ -362,11 +378,17 @@ def largest_stuck_tenants(
     )
 
 
-def top_risks(*, session: Session, actor: Actor, as_of: date) -> TopRisks:
-    """Overdue plan items, stuck tenants by tier and the largest stuck tenants, on `as_of`."""
-    return TopRisks(
-        as_of,
-        overdue_plan_items(session=session, as_of=as_of),
-        stuck_tenants_by_tier(session=session, actor=actor, as_of=as_of),
-        largest_stuck_tenants(session=session, actor=actor, as_of=as_of),
-    )
+def top_risks(*, session: Session, actor: Actor, as_of: date, program: str | None = None) -> TopRisks:
+    """The program's overdue plan items and its encryption track's stuck tenants (by tier, largest)."""
+    program = program or default_program(session=session)
+    track = program_track(session=session, kind=ENCRYPTION, program=program)
+    if track is None:
+        by_tier = pd.DataFrame(columns=["tier", "tier_name", *STUCK_COLUMNS, "total"])
+        largest = pd.DataFrame(
+            columns=["external_id", "name", "tier", "region", "seats", "account_manager", "reason", "since"]
+        )
+    else:
+        by_tier = stuck_tenants_by_tier(session=session, actor=actor, as_of=as_of, track=track)
+        largest = largest_stuck_tenants(session=session, actor=actor, as_of=as_of, track=track)
+    overdue = overdue_plan_items(session=session, as_of=as_of, program=program)
+    return TopRisks(as_of, overdue, by_tier, largest)

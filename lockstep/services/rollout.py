@@ -225,9 +225,15 @@ def _restate_closed_weeks(
     week's end. So a week before a late tenant existed gains it rather than losing it from a
     first stage it was never counted in.
     """
+    # Closed weeks are per program: only the weeks of the program the track belongs to.
+    program = session.scalar(select(Track.program_id).where(Track.code == rules.code))
     weeks = [
         monday
-        for monday in session.scalars(select(SnapshotWeek.week_start).order_by(SnapshotWeek.week_start))
+        for monday in session.scalars(
+            select(SnapshotWeek.week_start)
+            .where(SnapshotWeek.program_id == program)
+            .order_by(SnapshotWeek.week_start)
+        )
         if week_end(monday) > at
     ]
     if not weeks:
@@ -245,7 +251,8 @@ def _restate_closed_weeks(
         after = stage_at_week_end(with_event, tenant.created_at, end, rules.initial)
         if before == after:
             continue
-        key = {"week_start": monday, "track_code": rules.code, "tier": tenant.tier, "region": tenant.region}
+        key = {"program_id": program, "week_start": monday, "track_code": rules.code, "tier": tenant.tier,
+               "region": tenant.region}
         moves = [({**key, "stage_code": after}, 1)]
         if before is not None:
             _ensure_snapshot_row(session, {**key, "stage_code": before})

@@ -22,6 +22,10 @@ at the previous asked week's end (+1 new, -1 old). A cumulative sum over the wee
 LAG() window it replaces took 43 s at 20M events on SQLite, against 14 s; see
 benchmarks/README.md.)
 
+Programs: each program closes its own weeks (snapshot_weeks is keyed by program and week),
+over its own tracks only; `program=None` means `default_program`. Closing a week of one
+program neither closes nor restates another's.
+
 How, for the week that has just ended (`counts_from_current_state`, the weekly close): a
 current_state row whose `since` (the time of its latest event) is before the week's end
 was in its present stage then. So the week's counts are today's (stage_counts), with only
@@ -68,7 +72,7 @@ from lockstep.models import (
     WeeklySnapshot,
 )
 from lockstep.permissions import Actor, require
-from lockstep.queries.program import program_today
+from lockstep.queries.program import program_today, program_tracks, resolve_program
 from lockstep.services import audit
 from lockstep.services.locks import hold_rollout_gate
 from lockstep.services.rollout import load_track_rules
@@ -92,69 +96,78 @@ _BORN_BELOW = -(10**7)  # every born token is below this, every event token abov
 
 @dataclass(frozen=True)
 class CloseResult:
-    """One closed week: how many snapshot rows were frozen and tenants per track."""
+    """One closed week of a program: how many snapshot rows were frozen and tenants per track."""
 
     week_start: date
     week_label: str
     rows: int
     totals: dict[str, int] = field(default_factory=dict)
+    program: str = ""
 
     def __str__(self) -> str:
         tracks = ", ".join(f"{track} {n:,} tenants" for track, n in sorted(self.totals.items()))
         return f"{self.week_label} ({self.rows} rows: {tracks or 'no tenants'})"
 
 
-def close_week(*, session: Session, actor: Actor, week_start: date) -> CloseResult:
-    """Freeze the counts as of the end of the ISO week starting on `week_start` (a Monday)."""
+def close_week(
+    *, session: Session, actor: Actor, week_start: date, program: str | None = None
+) -> CloseResult:
+    """Freeze the program's counts as of the end of the ISO week starting on `week_start` (a Monday)."""
     require(actor, "snapshot.close")
+    program = resolve_program(session=session, program=program)
     _check_monday(week_start)
-    _check_ended(session, week_start)
-    closed = session.get(SnapshotWeek, week_start)
+    _check_ended(session, week_start, program)
+    closed = session.get(SnapshotWeek, (program, week_start))
     if closed is not None:
         raise ValidationError(
-            f"week {week_label(week_start)} was already closed on {closed.closed_at:%Y-%m-%d %H:%M} UTC "
+            f"week {week_label(week_start)} of program {program!r} was already closed on "
+            f"{closed.closed_at:%Y-%m-%d %H:%M} UTC "
             f"by {closed.closed_by}; a closed week stays as reported (later changes show as restatements)"
         )
-    return _close(session, actor, [week_start])[0]
+    return _close(session, actor, [week_start], program)[0]
 
 
-def close_latest_week(*, session: Session, actor: Actor) -> CloseResult:
-    """Close the last week that has ended (capped at the program's today), if still open."""
+def close_latest_week(*, session: Session, actor: Actor, program: str | None = None) -> CloseResult:
+    """Close the program's last week that has ended (capped at the program's today), if still open."""
     require(actor, "snapshot.close")
-    monday = last_closable_week(session=session)
-    if session.get(SnapshotWeek, monday) is not None:
+    program = resolve_program(session=session, program=program)
+    monday = last_closable_week(session=session, program=program)
+    if session.get(SnapshotWeek, (program, monday)) is not None:
         raise ValidationError(
-            f"week {week_label(monday)}, the last week that has ended, is already closed; "
-            "nothing to close (use `snapshot backfill` to close earlier open weeks)"
+            f"week {week_label(monday)} of program {program!r}, the last week that has ended, is already "
+            "closed; nothing to close (use `snapshot backfill` to close earlier open weeks)"
         )
-    return close_week(session=session, actor=actor, week_start=monday)
+    return close_week(session=session, actor=actor, week_start=monday, program=program)
 
 
-def backfill_weeks(*, session: Session, actor: Actor, through: date | None = None) -> list[CloseResult]:
-    """Close every open week from the program's first ISO week through `through` (default: last ended)."""
+def backfill_weeks(
+    *, session: Session, actor: Actor, through: date | None = None, program: str | None = None
+) -> list[CloseResult]:
+    """Close the program's open weeks from its first ISO week through `through` (default: last ended)."""
     require(actor, "snapshot.close")
-    start = session.scalar(select(func.min(Program.start_date)))
-    if start is None:
+    if session.scalar(select(func.count()).select_from(Program)) == 0:
         raise ValidationError(
             "there is no program in the database, so there are no weeks to close: "
             "run `python -m lockstep plan sync plan/90-day-plan.yaml` first"
         )
+    program = resolve_program(session=session, program=program)
+    start = session.scalar(select(Program.start_date).where(Program.id == program))
     if through is None:
-        last = last_closable_week(session=session)
+        last = last_closable_week(session=session, program=program)
     else:
         last = week_start(through)
-        _check_ended(session, last)
-    closed = set(session.scalars(select(SnapshotWeek.week_start)).all())
+        _check_ended(session, last, program)
+    closed = set(session.scalars(select(SnapshotWeek.week_start).where(SnapshotWeek.program_id == program)))
     mondays = []
     monday = week_start(start)
     while monday <= last:
         if monday not in closed:
             mondays.append(monday)
         monday += timedelta(days=7)
-    return _close(session, actor, mondays) if mondays else []
+    return _close(session, actor, mondays, program) if mondays else []
 
 
-def last_closable_week(*, session: Session) -> date:
+def last_closable_week(*, session: Session, program: str | None = None) -> date:
     """Monday of the newest week that has ended, both by the real clock and by the program's today.
 
     The program's today (LOCKSTEP_AS_OF, else the real date capped to the program's end) is
@@ -163,7 +176,7 @@ def last_closable_week(*, session: Session) -> date:
     would then "restate".
     """
     last_ended = week_start(utcnow().date()) - timedelta(days=7)
-    return min(last_ended, week_start(program_today(session=session)) - timedelta(days=7))
+    return min(last_ended, week_start(program_today(session=session, program=program)) - timedelta(days=7))
 
 
 def _check_monday(monday: date) -> None:
@@ -174,14 +187,14 @@ def _check_monday(monday: date) -> None:
         )
 
 
-def _check_ended(session: Session, monday: date) -> None:
+def _check_ended(session: Session, monday: date, program: str) -> None:
     end = week_end(monday)
     if end > utcnow():
         raise ValidationError(
             f"week {week_label(monday)} has not ended yet (it ends {end:%Y-%m-%d %H:%M} UTC); "
             "only a finished week can be closed"
         )
-    today = program_today(session=session)
+    today = program_today(session=session, program=program)
     if end.date() > today:
         raise ValidationError(
             f"week {week_label(monday)} has not ended by the dashboard's today, {today:%Y-%m-%d} "
@@ -190,21 +203,23 @@ def _check_ended(session: Session, monday: date) -> None:
         )
 
 
-def _close(session: Session, actor: Actor, mondays: list[date]) -> list[CloseResult]:
-    """Compute the as-of counts of `mondays` in one pass, insert them and audit each week."""
+def _close(session: Session, actor: Actor, mondays: list[date], program: str) -> list[CloseResult]:
+    """Compute the program's as-of counts of `mondays` in one pass, insert them and audit each week."""
     # No event may land between reading the counts and marking the weeks closed: it would be
     # in neither the frozen numbers nor a restatement (lockstep.services.locks).
     hold_rollout_gate(session, exclusive=True)
     mondays = sorted(mondays)
-    counts = as_of_counts(session=session, mondays=mondays)
+    counts = as_of_counts(session=session, mondays=mondays, program=program)
     now = utcnow()
     session.execute(
-        insert(SnapshotWeek), [{"week_start": m, "closed_at": now, "closed_by": actor.email} for m in mondays]
+        insert(SnapshotWeek),
+        [dict(program_id=program, week_start=m, closed_at=now, closed_by=actor.email) for m in mondays],
     )
     results = []
     for monday in mondays:
         rows = [
             {
+                "program_id": program,
                 "week_start": monday,
                 "track_code": track,
                 "stage_code": stage,
@@ -220,40 +235,49 @@ def _close(session: Session, actor: Actor, mondays: list[date]) -> list[CloseRes
         totals: dict[str, int] = defaultdict(int)
         for row in rows:
             totals[row["track_code"]] += row["n_reported"]
-        result = CloseResult(monday, week_label(monday), len(rows), dict(totals))
+        result = CloseResult(monday, week_label(monday), len(rows), dict(totals), program)
         audit.append(
             session,
             actor,
             "snapshot.close_week",
             "week",
             result.week_label,
-            after={"rows": result.rows, "totals": result.totals},
+            after={"program": program, "rows": result.rows, "totals": result.totals},
         )
         results.append(result)
     return results
 
 
-def as_of_counts(*, session: Session, mondays: list[date]) -> dict[date, dict[Key, int]]:
-    """Tenants per (track, stage, tier, region) at the end of each week in `mondays`."""
+def as_of_counts(
+    *, session: Session, mondays: list[date], program: str | None = None
+) -> dict[date, dict[Key, int]]:
+    """Tenants per (track, stage, tier, region) of the program's tracks at the end of each of `mondays`."""
     if not mondays:
         return {}
     mondays = sorted(set(mondays))
+    tracks = program_tracks(session=session, program=program)
     total, moved = session.execute(
-        select(func.count(), func.count().filter(CurrentState.since >= week_end(mondays[0])))
+        select(func.count(), func.count().filter(CurrentState.since >= week_end(mondays[0]))).where(
+            CurrentState.track_code.in_(tracks)
+        )
     ).one()
     if moved <= total * INCREMENTAL_SHARE:
-        return counts_from_current_state(session=session, mondays=mondays)
-    return counts_from_events(session=session, mondays=mondays)
+        return counts_from_current_state(session=session, mondays=mondays, program=program)
+    return counts_from_events(session=session, mondays=mondays, program=program)
 
 
-def counts_from_events(*, session: Session, mondays: list[date]) -> dict[date, dict[Key, int]]:
-    """as_of_counts from the events alone: every (tenant, track) replayed from its first stage."""
-    tally = _Tally(session, mondays)
+def counts_from_events(
+    *, session: Session, mondays: list[date], program: str | None = None
+) -> dict[date, dict[Key, int]]:
+    """as_of_counts from the events alone: every (tenant, track) of the program's tracks replayed."""
+    tally = _Tally(session, mondays, program_tracks(session=session, program=program))
     tally.add_timelines(session, None)
     return tally.result()
 
 
-def counts_from_current_state(*, session: Session, mondays: list[date]) -> dict[date, dict[Key, int]]:
+def counts_from_current_state(
+    *, session: Session, mondays: list[date], program: str | None = None
+) -> dict[date, dict[Key, int]]:
     """as_of_counts as today's counts, with the (tenant, track)s that moved since corrected from events.
 
     A current_state row whose `since` is before a week's end has had no event after it, so its
@@ -263,7 +287,7 @@ def counts_from_current_state(*, session: Session, mondays: list[date]) -> dict[
     at a million tenants on SQLite).
     """
     mondays = sorted(mondays)
-    tally = _Tally(session, mondays)
+    tally = _Tally(session, mondays, program_tracks(session=session, program=program))
     sc = StageCount
     for track, stage, tier, region, n in session.execute(
         select(sc.track_code, sc.stage_code, sc.tier, sc.region, func.sum(sc.n)).group_by(
@@ -285,10 +309,11 @@ class _Tally:
     turns those changes into counts.
     """
 
-    def __init__(self, session: Session, mondays: list[date]) -> None:
+    def __init__(self, session: Session, mondays: list[date], tracks: list[str]) -> None:
         self.dialect = session.get_bind().dialect.name
         self.mondays = mondays
-        rules = {code: r for code, r in load_track_rules(session).items() if r.stages}
+        # Only these tracks (one program's) are counted: every other row is skipped.
+        rules = {code: r for code, r in load_track_rules(session).items() if r.stages and code in tracks}
         self.stages = sorted(
             set(session.scalars(select(TrackStage.code).distinct())) | {r.initial for r in rules.values()}
         )
@@ -425,9 +450,7 @@ class _Tally:
         start_week = np.searchsorted(self.weeks, starts, side="left")
         there = start_week < n_weeks
         # ... in the first stage of the track from the end of that week ...
-        flat += np.bincount(
-            ((key * n_weeks + start_week) * n_stages + first)[there], minlength=len(flat)
-        )
+        flat += np.bincount(((key * n_weeks + start_week) * n_stages + first)[there], minlength=len(flat))
         # ... and each week's last event moves it from where it stood at the previous week's end.
         week = np.searchsorted(self.weeks, values // n_stages, side="left")
         stage = values % n_stages
