@@ -270,6 +270,15 @@ def cmd_audit_head(args) -> int:
     return EXIT_OK
 
 
+def _program_option(parser, what: str = "to act on") -> None:
+    parser.add_argument(
+        "--program",
+        metavar="ID",
+        help=f"the program {what} (default: the one running today, else the latest; "
+        "an unknown id exits 3 listing the known ones)",
+    )
+
+
 def cmd_snapshot_close(args) -> int:
     from lockstep.clock import parse_week
     from lockstep.db import write_transaction
@@ -277,8 +286,9 @@ def cmd_snapshot_close(args) -> int:
 
     def close(session):
         if args.week:
-            return [snapshots.close_week(session=session, actor=SYSTEM, week_start=parse_week(args.week))]
-        return snapshots.close_latest_week(session=session, actor=SYSTEM)
+            week, program = parse_week(args.week), args.program
+            return [snapshots.close_week(session=session, actor=SYSTEM, week_start=week, program=program)]
+        return snapshots.close_latest_week(session=session, actor=SYSTEM, program=args.program)
 
     results = write_transaction(close, engine=_engine())
     for r in results if isinstance(results, list) else [results]:
@@ -291,7 +301,8 @@ def cmd_snapshot_backfill(args) -> int:
     from lockstep.services import snapshots
 
     results = write_transaction(
-        lambda session: snapshots.backfill_weeks(session=session, actor=SYSTEM), engine=_engine()
+        lambda session: snapshots.backfill_weeks(session=session, actor=SYSTEM, program=args.program),
+        engine=_engine(),
     )
     print(f"closed {len(results)} week(s)" + "".join(f"\n  {r}" for r in results))
     return EXIT_OK
@@ -323,7 +334,9 @@ def cmd_report_weekly(args) -> int:
     out = Path(args.output)
     kind = _report_kind(out, ("pdf", "html"))
     with read_session(_engine()) as session:
-        data = weekly_report_file(session=session, actor=SYSTEM, week_start=parse_week(args.week), kind=kind)
+        data = weekly_report_file(
+            session=session, actor=SYSTEM, week_start=parse_week(args.week), kind=kind, program=args.program
+        )
     _write_report(out, data)
     return EXIT_OK
 
@@ -335,7 +348,9 @@ def cmd_report_customer(args) -> int:
     out = Path(args.output)
     _report_kind(out, ("pdf",))
     with read_session(_engine()) as session:
-        data = customer_report(session=session, actor=SYSTEM, tenant_external_id=args.tenant)
+        data = customer_report(
+            session=session, actor=SYSTEM, tenant_external_id=args.tenant, program=args.program
+        )
     _write_report(out, data)
     return EXIT_OK
 
@@ -414,6 +429,7 @@ def cmd_deliver_weekly(args) -> int:
         recipients=[a for a in args.to.split(",") if a.strip()],
         week=parse_week(args.week) if args.week else None,
         again=args.again,
+        program=args.program,
     )
     print(_sent_line(sent))
     return EXIT_SEND if sent.refused else EXIT_OK
@@ -423,7 +439,9 @@ def cmd_deliver_overdue(args) -> int:
     from lockstep.services.deliveries import deliver_overdue, read_owner_addresses
 
     owners = read_owner_addresses(Path(args.owners)) if args.owners else {}
-    run = deliver_overdue(engine=_engine(), actor=SYSTEM, owners=owners, again=args.again)
+    run = deliver_overdue(
+        engine=_engine(), actor=SYSTEM, owners=owners, again=args.again, program=args.program
+    )
     for sent in run.sent:
         print(_sent_line(sent))
     for address in run.already_sent:
@@ -561,20 +579,23 @@ def build_parser() -> argparse.ArgumentParser:
     snap = sub.add_parser("snapshot", help="weekly snapshots").add_subparsers(dest="snap_cmd", required=True)
     close = snap.add_parser("close-week", help="freeze a week's counts (default: the last ended week)")
     close.add_argument("--week", help="ISO week, e.g. 2020-W21")
+    _program_option(close)
     close.set_defaults(func=cmd_snapshot_close)
-    snap.add_parser("backfill", help="close every ended week of the program not yet closed").set_defaults(
-        func=cmd_snapshot_backfill
-    )
+    backfill = snap.add_parser("backfill", help="close every ended week of the program not yet closed")
+    _program_option(backfill)
+    backfill.set_defaults(func=cmd_snapshot_backfill)
 
     rep = sub.add_parser("report", help="reports to send: weekly (PDF/HTML), customer status (PDF)")
     rsub = rep.add_subparsers(dest="report_cmd", required=True)
     weekly = rsub.add_parser("weekly", help="the executive weekly report of a closed week")
     weekly.add_argument("--week", required=True, help="ISO week, e.g. 2020-W21 (must be closed)")
     weekly.add_argument("-o", "--output", required=True, help="file to write: .pdf or .html")
+    _program_option(weekly)
     weekly.set_defaults(func=cmd_report_weekly)
     cust = rsub.add_parser("customer", help="one tenant's status report, to send the customer")
     cust.add_argument("tenant", metavar="TENANT_ID", help="the tenant's external id, e.g. T0000042")
     cust.add_argument("-o", "--output", required=True, help="file to write: .pdf")
+    _program_option(cust, "whose tracks the report shows")
     cust.set_defaults(func=cmd_report_customer)
 
     api = sub.add_parser("api", help="serve the HTTP API (events in, tenant status out)")
@@ -606,10 +627,12 @@ def build_parser() -> argparse.ArgumentParser:
     dweek.add_argument("--week", help="ISO week, e.g. 2020-W21 (default: the newest closed week)")
     dweek.add_argument("--to", required=True, help="recipients, comma-separated: a@example.com,b@example.com")
     dweek.add_argument("--again", action="store_true", help="send even if this week was sent already")
+    _program_option(dweek)
     dweek.set_defaults(func=cmd_deliver_weekly)
     dover = dsub.add_parser("overdue", help="each plan-item owner their overdue and at-risk items")
     dover.add_argument("--owners", help="CSV with columns owner,email mapping plan owners to addresses")
     dover.add_argument("--again", action="store_true", help="send even to owners sent this week already")
+    _program_option(dover, "whose plan items are listed")
     dover.set_defaults(func=cmd_deliver_overdue)
     return p
 

@@ -710,7 +710,9 @@ def load_demo(
 def _check_plan(session: Session) -> tuple[Program, tuple[str, ...]]:
     """The synced program and E2EE blocking features; LockstepError when the plan does not fit the demo."""
     hint = "run `python -m lockstep plan sync plan/90-day-plan.yaml` first"
-    program = session.scalars(select(Program).order_by(Program.start_date)).first()
+    # The program whose tracks the demo writes events on (others may be synced beside it).
+    owner = session.scalar(select(Track.program_id).where(Track.code == "encryption"))
+    program = session.get(Program, owner) if owner else None
     rules = load_track_rules(session)
     missing = [code for code in TRACK_STAGES if code not in rules]
     if program is None or missing:

@@ -441,12 +441,14 @@ class ApiIdempotency(Base):
 
 
 class Delivery(Base):
-    """A report sent by e-mail: which kind, for which ISO week, to whom, when, by whom."""
+    """A report sent by e-mail: which kind, of which program, for which ISO week, to whom, when, by whom."""
 
     __tablename__ = "deliveries"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
     period: Mapped[str] = mapped_column(String(16))
+    # The program the report or list was about: each program's week is sent once.
+    program_id: Mapped[str | None] = mapped_column(ForeignKey("program.id"))
     recipients: Mapped[list[str]] = mapped_column(JSON)
     subject: Mapped[str] = mapped_column(String(300))
     sent_at: Mapped[datetime] = mapped_column(DateTime)

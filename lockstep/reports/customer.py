@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from lockstep.clock import utcnow
 from lockstep.permissions import Actor
 from lockstep.queries.customers import CustomerStatus, customer_status
+from lockstep.queries.program import resolve_program
 from lockstep.reports.render import ReportPDF, generated_line
 
 STEP_HEADER = ("Stage", "Reached", "When", "What it means")
@@ -64,8 +65,14 @@ def customer_report_pdf(status: CustomerStatus, *, generated_at: datetime | None
     return pdf.to_bytes()
 
 
-def customer_report(*, session: Session, actor: Actor, tenant_external_id: str) -> bytes:
-    """The status PDF of one tenant in the actor's scope; NotFoundError for another manager's tenant."""
+def customer_report(
+    *, session: Session, actor: Actor, tenant_external_id: str, program: str | None = None
+) -> bytes:
+    """The status PDF of one tenant in the actor's scope, on the program's tracks (default: the default one).
+
+    NotFoundError for another manager's tenant or an unknown program.
+    """
+    program = resolve_program(session=session, program=program)
     return customer_report_pdf(
-        customer_status(session=session, actor=actor, tenant_external_id=tenant_external_id)
+        customer_status(session=session, actor=actor, tenant_external_id=tenant_external_id, program=program)
     )

@@ -28,7 +28,7 @@ from lockstep.errors import NotFoundError
 from lockstep.forecast import Forecast
 from lockstep.permissions import Actor
 from lockstep.queries import weekly as q
-from lockstep.queries.program import program_today, program_window
+from lockstep.queries.program import program_today, program_track, program_window, resolve_program
 from lockstep.queries.rollout import tracks
 from lockstep.reports.render import (
     CHART_WIDTH,
@@ -139,15 +139,15 @@ def _signed(n: int | None) -> str:
     return "—" if n is None else f"{n:+,}"
 
 
-def _closed_week(session: Session, week_start: date) -> date | None:
-    """The closed week before `week_start` (None when it is the first); NotFoundError if not closed."""
-    weeks = list(q.closed_weeks(session=session)["week_start"])
+def _closed_week(session: Session, week_start: date, program: str) -> date | None:
+    """The program's closed week before `week_start` (None: it is the first); NotFoundError if not closed."""
+    weeks = list(q.closed_weeks(session=session, program=program)["week_start"])
     if week_start not in weeks:
         shown = f"{week_label(weeks[0])} to {week_label(weeks[-1])}" if weeks else "none yet"
         raise NotFoundError(
-            f"week {week_label(week_start)} is not closed, so it has no report (closed weeks: {shown}); "
-            "close it with `python -m lockstep snapshot close-week --week "
-            f"{week_label(week_start)}`"
+            f"week {week_label(week_start)} of program {program!r} is not closed, so it has no report "
+            f"(closed weeks: {shown}); close it with `python -m lockstep snapshot close-week --week "
+            f"{week_label(week_start)} --program {program}`"
         )
     i = weeks.index(week_start)
     return weeks[i - 1] if i > 0 else None
@@ -246,19 +246,26 @@ def _projection_change(now: Forecast, before: Forecast | None) -> str:
     return f"{abs(days)} day{'s' if abs(days) != 1 else ''} {'later' if days > 0 else 'sooner'}"
 
 
-def weekly_report(*, session: Session, actor: Actor, week_start: date) -> WeeklyReport:
-    """Gather the report for the closed ISO week starting `week_start`; NotFoundError if it is not closed.
+def weekly_report(
+    *, session: Session, actor: Actor, week_start: date, program: str | None = None
+) -> WeeklyReport:
+    """Gather the program's report for the closed ISO week starting `week_start`; NotFoundError if not closed.
 
-    Top risks are scoped to `actor` (an account manager would see only their own tenants).
+    The program is `program` (default: `default_program`; NotFoundError when unknown). Top
+    risks are scoped to `actor` (an account manager would see only their own tenants).
     """
-    before = _closed_week(session, week_start)
-    window = program_window(session=session)
-    track_rows = tracks(session=session)
+    program = resolve_program(session=session, program=program)
+    before = _closed_week(session, week_start, program)
+    window = program_window(session=session, program=program)
+    track_rows = tracks(session=session, program=program)
     names = dict(zip(track_rows["code"], track_rows["name"], strict=True))
-    forecast = q.encryption_forecast(session=session, as_of_week=week_start)
-    before_forecast = q.encryption_forecast(session=session, as_of_week=before) if before else None
-    adoption = q.e2ee_adoption_by_week(session=session, as_of_week=week_start)
-    burnup = q.plan_burnup(session=session, as_of_week=week_start)
+    # A program without an encryption or E2EE track gets empty headlines for it ("" is no track).
+    enc = program_track(session=session, kind=q.ENCRYPTION, program=program) or ""
+    e2ee = program_track(session=session, kind=q.E2EE, program=program) or ""
+    forecast = q.encryption_forecast(session=session, as_of_week=week_start, track=enc)
+    before_forecast = q.encryption_forecast(session=session, as_of_week=before, track=enc) if before else None
+    adoption = q.e2ee_adoption_by_week(session=session, as_of_week=week_start, track=e2ee)
+    burnup = q.plan_burnup(session=session, as_of_week=week_start, program=program)
     mixes = {t: q.stage_mix_by_week(session=session, track=t, as_of_week=week_start) for t in names}
     stages = [row for t, mix in mixes.items() for row in _stage_rows(mix, t, week_start, before)]
     figures = {
@@ -275,8 +282,13 @@ def weekly_report(*, session: Session, actor: Actor, week_start: date) -> Weekly
         key_numbers=tuple(_key_numbers(forecast, before_forecast, adoption, burnup, week_start, before)),
         stages=tuple(stages),
         forecast=forecast,
-        restated=q.restated_numbers(session=session, as_of_week=week_start),
-        risks=q.top_risks(session=session, actor=actor, as_of=program_today(session=session)),
+        restated=q.restated_numbers(session=session, as_of_week=week_start, program=program),
+        risks=q.top_risks(
+            session=session,
+            actor=actor,
+            as_of=program_today(session=session, program=program),
+            program=program,
+        ),
         figures=figures,
     )
 
@@ -499,9 +511,11 @@ def weekly_report_images(report: WeeklyReport) -> dict[str, bytes]:
     return dict(zip(keys, figures_to_png([report.figures[k] for k in keys]), strict=True))
 
 
-def weekly_report_file(*, session: Session, actor: Actor, week_start: date, kind: str) -> bytes:
-    """The report for a closed week as 'pdf' or 'html' bytes."""
-    report = weekly_report(session=session, actor=actor, week_start=week_start)
+def weekly_report_file(
+    *, session: Session, actor: Actor, week_start: date, kind: str, program: str | None = None
+) -> bytes:
+    """The program's report for a closed week as 'pdf' or 'html' bytes."""
+    report = weekly_report(session=session, actor=actor, week_start=week_start, program=program)
     if kind == "pdf":
         return weekly_report_pdf(report)
     if kind == "html":

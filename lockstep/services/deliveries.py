@@ -31,7 +31,7 @@ from lockstep.mail import Attachment, build_message, check_addresses, check_mail
 from lockstep.models import Delivery, SnapshotWeek
 from lockstep.permissions import Actor, require
 from lockstep.queries.plan import AT_RISK_RULE, OVERDUE_RULE, plan_items
-from lockstep.queries.program import program_today
+from lockstep.queries.program import program_today, resolve_program
 from lockstep.reports.weekly import WeeklyReport, weekly_report, weekly_report_pdf
 from lockstep.services import audit
 
@@ -78,10 +78,10 @@ class _Earlier:
     sent_by: str
 
 
-def _sent_to(session: Session, kind: str, period: str) -> list[_Earlier]:
+def _sent_to(session: Session, kind: str, period: str, program: str) -> list[_Earlier]:
     rows = session.execute(
         select(Delivery.recipients, Delivery.sent_at, Delivery.sent_by)
-        .where(Delivery.kind == kind, Delivery.period == period)
+        .where(Delivery.kind == kind, Delivery.period == period, Delivery.program_id == program)
         .order_by(Delivery.id)
     )
     return [_Earlier(tuple(r), at, by) for r, at, by in rows]
@@ -100,6 +100,7 @@ def _send_and_record(
     *,
     kind: str,
     period: str,
+    program: str,
     message: EmailMessage,
     recipients: list[str],
     again: bool,
@@ -109,13 +110,14 @@ def _send_and_record(
     """Under the lock: refuse a repeat, send, record the delivery and audit it, in one transaction."""
     with write_session(engine) as session:
         _lock(session)
-        if not again and (why := refuse(_sent_to(session, kind, period))):
+        if not again and (why := refuse(_sent_to(session, kind, period, program))):
             raise AlreadySent(why)
         refused = send(message)
         delivered = [r for r in recipients if r not in set(refused)]
         row = Delivery(
             kind=kind,
             period=period,
+            program_id=program,
             recipients=delivered,
             subject=str(message["Subject"]),
             sent_at=utcnow(),
@@ -130,6 +132,7 @@ def _send_and_record(
             "delivery",
             row.id,
             after={
+                "program": program,
                 "period": period,
                 "to": delivered,
                 "refused": refused,
@@ -151,12 +154,16 @@ def _when(d: _Earlier) -> str:
 # --- the weekly report ----------------------------------------------------------------------------
 
 
-def last_closed_week(*, session: Session) -> date:
-    """The Monday of the newest closed week; NotFoundError when none is closed."""
-    monday = session.scalar(select(func.max(SnapshotWeek.week_start)))
+def last_closed_week(*, session: Session, program: str | None = None) -> date:
+    """The Monday of the program's newest closed week; NotFoundError when none is closed."""
+    program = resolve_program(session=session, program=program)
+    monday = session.scalar(
+        select(func.max(SnapshotWeek.week_start)).where(SnapshotWeek.program_id == program)
+    )
     if monday is None:
         raise NotFoundError(
-            "no week is closed yet, so there is no weekly report (`python -m lockstep snapshot close-week`)"
+            f"no week of program {program!r} is closed yet, so there is no weekly report "
+            "(`python -m lockstep snapshot close-week`)"
         )
     return monday
 
@@ -188,8 +195,12 @@ def deliver_weekly_report(
     again: bool = False,
     settings: Settings | None = None,
     send: Sender | None = None,
+    program: str | None = None,
 ) -> Sent:
-    """E-mail a closed week's report (default: the newest) with its PDF; once per week unless `again`."""
+    """E-mail a closed week's report (default: the newest) with its PDF; once per week unless `again`.
+
+    The program is `program`, else `default_program`; each program's week is sent once.
+    """
     require(actor, "report.deliver")
     settings = settings or get_settings()
     to = check_addresses(recipients)
@@ -200,17 +211,18 @@ def deliver_weekly_report(
             return None
         last = earlier[-1]
         return (
-            f"the weekly report of {period} was sent already ({_when(last)}, "
+            f"the weekly report of {period} ({program}) was sent already ({_when(last)}, "
             f"to {', '.join(last.recipients)}); "
             "add --again to send it once more"
         )
 
     with read_session(engine) as session:
-        monday = week or last_closed_week(session=session)
+        program = resolve_program(session=session, program=program)
+        monday = week or last_closed_week(session=session, program=program)
         period = week_label(monday)
-        if not again and (why := refuse(_sent_to(session, WEEKLY, period))):
+        if not again and (why := refuse(_sent_to(session, WEEKLY, period, program))):
             raise AlreadySent(why)
-        report = weekly_report(session=session, actor=actor, week_start=monday)
+        report = weekly_report(session=session, actor=actor, week_start=monday, program=program)
     pdf = weekly_report_pdf(report)
     name = f"lockstep-weekly-{period}.pdf"
     message = build_message(
@@ -225,6 +237,7 @@ def deliver_weekly_report(
         actor,
         kind=WEEKLY,
         period=period,
+        program=program,
         message=message,
         recipients=to,
         again=again,
@@ -323,6 +336,7 @@ def deliver_overdue(
     again: bool = False,
     settings: Settings | None = None,
     send: Sender | None = None,
+    program: str | None = None,
 ) -> OverdueRun:
     """E-mail each owner's overdue and at-risk plan items, one message per address, once per ISO week.
 
@@ -333,9 +347,10 @@ def deliver_overdue(
     settings = settings or get_settings()
     check_mail_settings(settings)
     with read_session(engine) as session:
-        today = program_today(session=session)
-        items = plan_items(session=session, today=today)
-        earlier = _sent_to(session, OVERDUE, week_label(week_start(today)))
+        program = resolve_program(session=session, program=program)
+        today = program_today(session=session, program=program)
+        items = plan_items(session=session, today=today, program=program)
+        earlier = _sent_to(session, OVERDUE, week_label(week_start(today)), program)
     run = OverdueRun(week_label(week_start(today)))
     by_address, run.no_address = late_items_by_address(items, owners or {})
     run.items = sum(len(v) for v in by_address.values())
@@ -371,6 +386,7 @@ def deliver_overdue(
                 actor,
                 kind=OVERDUE,
                 period=run.period,
+                program=program,
                 message=message,
                 recipients=[address],
                 again=again,

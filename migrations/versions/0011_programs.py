@@ -10,6 +10,8 @@ Create Date: 2026-12-03 10:00:00
 - snapshot_weeks: keyed by (program_id, week_start), so each program closes its own weeks.
 - weekly_snapshots: a `program_id`, in its primary key (program_id, week_start, track,
   stage, tier, region) and in the foreign key to its closed week, (program_id, week_start).
+- deliveries: a nullable `program_id` (foreign key), so each program's weekly report and
+  overdue lists are sent once per week; earlier deliveries get the existing program.
 
 Until now a database held at most one program (`plan sync` refused a second), so the
 upgrade gives every existing row that program. A database with rows but no program row
@@ -105,6 +107,9 @@ def upgrade() -> None:
         batch.create_foreign_key(
             _WEEK_FK, "snapshot_weeks", ["program_id", "week_start"], ["program_id", "week_start"]
         )
+    _owned_by_program("deliveries", program, nullable=True)
+    with op.batch_alter_table("deliveries") as batch:
+        batch.create_foreign_key("fk_deliveries_program_id_program", "program", ["program_id"], ["id"])
     if sqlite:
         _check_sqlite_foreign_keys(bind)
 
@@ -122,6 +127,9 @@ def downgrade() -> None:
     sqlite = bind.dialect.name == "sqlite"
     if sqlite:
         _sqlite_foreign_keys_off()
+    with op.batch_alter_table("deliveries") as batch:
+        batch.drop_constraint("fk_deliveries_program_id_program", type_="foreignkey")
+        batch.drop_column("program_id")
     with op.batch_alter_table("weekly_snapshots") as batch:
         batch.drop_constraint(_WEEK_FK, type_="foreignkey")
         batch.drop_constraint("pk_weekly_snapshots", type_="primary")
