@@ -165,9 +165,10 @@ def _refuse_foreign_ids(session: Session, plan: Plan) -> None:
             f"{label} {code!r} belongs to program {owned[code]!r}" for code in wanted if code in owned
         ]
     if problems:
+        more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
         raise ValidationError(
             f"program {program!r} cannot be synced, nothing was changed: ids are unique across "
-            "programs, so give these new ids in this plan:\n  " + "\n  ".join(problems)
+            "programs, so give these new ids in this plan:\n  " + "\n  ".join(problems[:50]) + more
         )
 
 

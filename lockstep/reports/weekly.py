@@ -145,7 +145,7 @@ def _closed_week(session: Session, week_start: date, program: str) -> date | Non
     if week_start not in weeks:
         shown = f"{week_label(weeks[0])} to {week_label(weeks[-1])}" if weeks else "none yet"
         raise NotFoundError(
-            f"week {week_label(week_start)} of program {program!r} is not closed, so it has no report "
+            f"week {week_label(week_start)} is not closed in program {program!r}, so it has no report "
             f"(closed weeks: {shown}); close it with `python -m lockstep snapshot close-week --week "
             f"{week_label(week_start)} --program {program}`"
         )

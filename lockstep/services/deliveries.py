@@ -211,7 +211,7 @@ def deliver_weekly_report(
             return None
         last = earlier[-1]
         return (
-            f"the weekly report of {period} ({program}) was sent already ({_when(last)}, "
+            f"the weekly report of {period} was sent already for program {program!r} ({_when(last)}, "
             f"to {', '.join(last.recipients)}); "
             "add --again to send it once more"
         )

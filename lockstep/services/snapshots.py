@@ -120,7 +120,7 @@ def close_week(
     closed = session.get(SnapshotWeek, (program, week_start))
     if closed is not None:
         raise ValidationError(
-            f"week {week_label(week_start)} of program {program!r} was already closed on "
+            f"week {week_label(week_start)} was already closed in program {program!r} on "
             f"{closed.closed_at:%Y-%m-%d %H:%M} UTC "
             f"by {closed.closed_by}; a closed week stays as reported (later changes show as restatements)"
         )
@@ -151,9 +151,12 @@ def backfill_weeks(
             "run `python -m lockstep plan sync plan/90-day-plan.yaml` first"
         )
     program = resolve_program(session=session, program=program)
-    start = session.scalar(select(Program.start_date).where(Program.id == program))
+    start, end = session.execute(
+        select(Program.start_date, Program.end_date).where(Program.id == program)
+    ).one()
     if through is None:
-        last = last_closable_week(session=session, program=program)
+        # A program's weeks are those of its window: one that ended long ago stops at its last week.
+        last = min(last_closable_week(session=session, program=program), week_start(end))
     else:
         last = week_start(through)
         _check_ended(session, last, program)

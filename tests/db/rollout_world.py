@@ -88,6 +88,7 @@ def build_world(engine) -> None:
             [
                 Track(
                     code="encryption",
+                    program_id="p",
                     name="Encryption",
                     deadline=date(2020, 5, 30),
                     tiers=list(TIERS),
@@ -97,6 +98,7 @@ def build_world(engine) -> None:
                 ),
                 Track(
                     code="e2ee",
+                    program_id="p",
                     name="E2EE",
                     deadline=None,
                     tiers=["pro", "business"],

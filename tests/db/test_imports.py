@@ -30,7 +30,7 @@ from lockstep.services.imports import (
     import_tenants,
 )
 from lockstep.services.rollout import recompute_state, record_event
-from tests.builders import add_tenants, seed_plan
+from tests.builders import PROGRAM_ID, add_tenants, seed_plan
 
 TENANT_HEADER = "external_id,name,tier,region,seats,account_manager,client_version,features"
 EVENT_HEADER = "tenant_id,track,stage,occurred_at,source,note"
@@ -506,9 +506,9 @@ def test_back_dated_events_restate_closed_weeks(db, tmp_path):
     monday = date(2020, 4, 6)
     with write_session(db) as s:
         free = s.scalar(select(Tenant).where(Tenant.external_id == FREE))
-        s.add(SnapshotWeek(week_start=monday, closed_at=datetime(2020, 4, 13), closed_by="x@lockstep.test"))
+        s.add(SnapshotWeek(program_id=PROGRAM_ID, week_start=monday, closed_at=datetime(2020, 4, 13), closed_by="x@lockstep.test"))
         s.flush()
-        key = {"week_start": monday, "track_code": "encryption", "tier": free.tier, "region": free.region}
+        key = {"program_id": PROGRAM_ID, "week_start": monday, "track_code": "encryption", "tier": free.tier, "region": free.region}
         s.add(WeeklySnapshot(**key, stage_code="legacy_cipher", n_reported=1, n_current=1))
     lines = [
         f"{FREE},encryption,clients_upgraded,2020-04-08,,",  # inside the closed week

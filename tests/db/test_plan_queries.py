@@ -35,13 +35,17 @@ def seed_plan(session) -> None:
         Program(id="p", name="Plan", start_date=date(2020, 4, 1), end_date=date(2020, 6, 30), synced_at=now)
     )
     session.add_all(
-        [Workstream(code="gov", name="Governance"), Workstream(code="crypto", name="Cryptography")]
+        [
+            Workstream(code="gov", program_id="p", name="Governance"),
+            Workstream(code="crypto", program_id="p", name="Cryptography"),
+        ]
     )
     session.flush()
 
     def item(id, ws, owner, start, due, status="not_started", percent=0, done=None, deps=(), retired=None):
         return PlanItem(
             id=id,
+            program_id="p",
             workstream_code=ws,
             title=f"Item {id}",
             owner=owner,
@@ -192,7 +196,7 @@ def test_program_window_and_deadlines(plan_engine, monkeypatch):
     get_settings.cache_clear()
     try:
         with write_session(plan_engine) as s:
-            s.add(Track(code="enc", name="Encryption", tiers=["free"], deadline=date(2020, 5, 30)))
+            s.add(Track(code="enc", program_id="p", name="Encryption", tiers=["free"], deadline=date(2020, 5, 30)))
         with read_session(plan_engine) as s:
             window = program_window(session=s)
             deadlines = program_deadlines(session=s)

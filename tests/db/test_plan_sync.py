@@ -255,9 +255,16 @@ def test_an_unused_stage_is_removed_and_the_order_follows_the_file(engine, tmp_p
         assert ordered == ["legacy_cipher", "gcm_enabled", "gcm_enforced"]
 
 
-def test_a_second_program_is_refused(engine, tmp_path):
+def test_a_second_program_reusing_the_first_ones_ids_is_refused(engine, tmp_path):
+    # Ids are unique across programs: the same file under a new program id owns nothing.
     sync_plan_file(SHIPPED_PLAN, engine=engine, actor=LEAD)
     data = plan_data()
     data["program"]["id"] = "zoom-2021"
-    with pytest.raises(ValidationError, match="already holds program 'zoom-2020'"):
+    with pytest.raises(ValidationError) as refused:
         sync_plan_file(write(tmp_path, data), engine=engine, actor=LEAD)
+    message = str(refused.value)
+    assert "item 'Z01' belongs to program 'zoom-2020'" in message
+    assert "track 'encryption' belongs to program 'zoom-2020'" in message
+    assert "nothing was changed" in message
+    with read_session(engine) as s:
+        assert s.scalars(select(Program.id)).all() == ["zoom-2020"]

@@ -13,7 +13,7 @@ from lockstep.errors import NotFoundError, PermissionDenied, ValidationError
 from lockstep.models import AuditEntry, CurrentState, RolloutEvent, SnapshotWeek, StageCount, WeeklySnapshot
 from lockstep.permissions import Actor
 from lockstep.services.rollout import recompute_state, record_event
-from tests.builders import add_tenants, seed_plan
+from tests.builders import PROGRAM_ID, add_tenants, seed_plan
 
 LEAD = Actor("lead@lockstep.test", "security_lead")
 EXEC = Actor("exec@lockstep.test", "executive")
@@ -147,7 +147,7 @@ def test_current_state_equals_recomputation_from_events(world):
 def test_back_dated_event_restates_a_closed_week(world):
     monday = date(2020, 5, 4)
     with write_session(world) as s:
-        s.add(SnapshotWeek(week_start=monday, closed_at=datetime(2020, 5, 11), closed_by="lead"))
+        s.add(SnapshotWeek(program_id=PROGRAM_ID, week_start=monday, closed_at=datetime(2020, 5, 11), closed_by="lead"))
         tenant_region = s.scalar(
             select(CurrentState.region)
             .where(CurrentState.track_code == "encryption")
@@ -157,6 +157,7 @@ def test_back_dated_event_restates_a_closed_week(world):
         )
         s.add(
             WeeklySnapshot(
+                program_id=PROGRAM_ID,
                 week_start=monday,
                 track_code="encryption",
                 stage_code="legacy_cipher",

@@ -51,7 +51,7 @@ def build_program(session) -> None:
         session.add(Tier(code=code, name=code.title(), paid=paid, position=pos))
     for pos, (code, (stages, deadline)) in enumerate(TRACKS.items()):
         tiers = [t for t, paid in TIERS if paid or code == "encryption"]
-        session.add(Track(code=code, name=code, deadline=deadline, tiers=tiers, position=pos,
+        session.add(Track(code=code, program_id="p", name=code, deadline=deadline, tiers=tiers, position=pos,
                           ready_stage=stages[-2], blocking_features=[]))
         session.flush()
         for i, stage in enumerate(stages):

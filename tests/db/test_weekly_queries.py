@@ -132,10 +132,10 @@ def add_plan(engine) -> None:
         ("A6", date(2020, 4, 1), None, "blocked"),              # retired: never counts
     ]
     with write_session(engine) as s:
-        s.add(Workstream(code="ws", name="Crypto", lead="CTO"))
+        s.add(Workstream(code="ws", program_id="p", name="Crypto", lead="CTO"))
         s.flush()
         for item_id, due, done, status in items:
-            s.add(PlanItem(id=item_id, workstream_code="ws", title=f"Item {item_id}", owner="CTO",
+            s.add(PlanItem(id=item_id, program_id="p", workstream_code="ws", title=f"Item {item_id}", owner="CTO",
                            due_date=due, done_date=done, status=status, percent=100 if done else 10,
                            created_at=now, updated_at=now,
                            retired_at=now if item_id == "A6" else None))
