@@ -16,6 +16,7 @@ from lockstep.queries.rollout import filter_options
 from lockstep.services.notes import MAX_NOTE_CHARS, add_note
 from lockstep.tables import STEP_WIDTHS, customer_steps_table
 from lockstep.ui.data import cached_query, clear_after_write, engine
+from lockstep.ui.programs import current_program
 from lockstep.ui.reports import customer_report_button
 from lockstep.ui.session import current_actor
 from lockstep.ui.share_widgets import share_link_panel
@@ -51,7 +52,9 @@ picked = st.selectbox(
 )
 
 try:
-    status = cached_query(q.customer_status, actor=actor, tenant_external_id=picked)
+    status = cached_query(
+        q.customer_status, actor=actor, tenant_external_id=picked, program=current_program()
+    )
 except NotFoundError as exc:
     st.error(str(exc))
     st.stop()
@@ -102,7 +105,7 @@ st.download_button(
     key="customers_csv",
     on_click="ignore",  # a download needs no rerun (and a rerun would drop pending downloads)
 )
-customer_report_button(actor, status.external_id)
+customer_report_button(actor, status.external_id, current_program())
 
 # --- notes ----------------------------------------------------------------------------------
 if can(actor, "note.add"):

@@ -11,26 +11,31 @@ from lockstep.exports import dataframe_to_csv
 from lockstep.labels import fmt_int
 from lockstep.queries import e2ee as q
 from lockstep.queries.names import display_names
+from lockstep.queries.program import program_track
 from lockstep.queries.rollout import NOW, stage_mix_by_week, track_stages
 from lockstep.tables import not_enabled_by_manager_table, not_enabled_tenants_table
 from lockstep.ui.data import cached_query, deferred_query
+from lockstep.ui.programs import current_program
 from lockstep.ui.session import current_actor
 
 actor = current_actor()
 st.title("End-to-end encryption")
 
-stages = cached_query(track_stages, track=q.E2EE)
-if stages.empty:
+# The program's E2EE track: `e2ee`, or one named `e2ee_…` (lockstep.queries.program.program_track).
+track = cached_query(program_track, kind="e2ee", program=current_program())
+stages = cached_query(track_stages, track=track) if track else None
+if stages is None or stages.empty:
     st.info(
-        "The plan has no `e2ee` track. Sync the plan: `python -m lockstep plan sync plan/90-day-plan.yaml`."
+        "This program has no E2EE track (`e2ee`, or a track whose id starts with `e2ee_`). "
+        "Sync the plan: `python -m lockstep plan sync plan/90-day-plan.yaml`."
     )
     st.stop()
 order = list(stages["stage"])
-enabled = cached_query(q.enabled_stage)
+enabled = cached_query(q.enabled_stage, track=track)
 if actor.is_manager:
     st.caption("Your tenants only.")
 
-by_tier = cached_query(q.adoption_by_tier, actor=actor)
+by_tier = cached_query(q.adoption_by_tier, actor=actor, track=track)
 per_stage = by_tier.groupby("stage")["n"].sum()
 total = int(per_stage.sum())
 c = st.columns(4)
@@ -43,7 +48,7 @@ st.plotly_chart(
     adoption_by_tier_figure(by_tier, title="Paid tenants by tier and E2EE stage", stage_order=order),
     key="e2ee_by_tier",
 )
-by_week = cached_query(stage_mix_by_week, track=q.E2EE, actor=actor)
+by_week = cached_query(stage_mix_by_week, track=track, actor=actor)
 if actor.is_manager:
     # One bar ("now") is no chart of weeks: say why there is none instead.
     st.caption(
@@ -62,7 +67,7 @@ else:
     )
 
 st.subheader("What holds tenants back")
-blockers = cached_query(q.blockers_ranking, actor=actor)
+blockers = cached_query(q.blockers_ranking, actor=actor, track=track)
 st.plotly_chart(
     blockers_figure(blockers, title="Features in use by paid tenants not yet enabled"),
     key="e2ee_blockers",
@@ -73,7 +78,7 @@ st.caption(
 )
 
 st.subheader("Paid tenants not yet enabled, by account manager")
-by_manager = cached_query(q.not_enabled_by_manager, actor=actor)
+by_manager = cached_query(q.not_enabled_by_manager, actor=actor, track=track)
 if by_manager.empty:
     st.success("Every paid tenant in view has E2EE enabled.")
     st.stop()
@@ -94,7 +99,7 @@ manager = st.selectbox("Drill down into", list(by_manager["account_manager"]), f
 waiting = int(by_manager.set_index("account_manager").at[manager, "tenants"])
 shown_key = f"e2ee_shown_{manager}"
 limit = st.session_state.get(shown_key, q.DRILL_DOWN_PAGE)
-tenants = cached_query(q.not_enabled_tenants, actor=actor, manager=manager, limit=limit)
+tenants = cached_query(q.not_enabled_tenants, actor=actor, manager=manager, limit=limit, track=track)
 
 
 def for_display(df):
@@ -121,7 +126,7 @@ if len(tenants) < waiting:
         args=(shown_key, limit),
         key="e2ee_more",
     )
-everyone = deferred_query(q.not_enabled_tenants, actor=actor, manager=manager, limit=None)
+everyone = deferred_query(q.not_enabled_tenants, actor=actor, manager=manager, limit=None, track=track)
 c[2].download_button(
     f"Download all {waiting:,} (CSV)",
     lambda: dataframe_to_csv(for_display(everyone())),  # built on click: all rows, not just those shown

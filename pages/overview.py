@@ -8,16 +8,19 @@ from lockstep.charts.overview import stage_mix_week_over_week
 from lockstep.labels import count_delta, days_left_label, fmt_int, points_delta
 from lockstep.queries.overview import final_stage, track_stage_mix
 from lockstep.queries.plan import AT_RISK_RULE, OVERDUE_RULE, plan_key_numbers
-from lockstep.queries.program import program_deadlines, program_window
+from lockstep.queries.program import program_deadlines, program_track, program_window
 from lockstep.ui.data import cached_query
+from lockstep.ui.programs import current_program
 from lockstep.ui.session import current_actor
 
-ENCRYPTION, E2EE = "encryption", "e2ee"
-
 actor = current_actor()
+program = current_program()
 st.title("Overview")
+# The program's own tracks for the two sections ("encryption…", "e2ee…"; None: it has none).
+ENCRYPTION = cached_query(program_track, kind="encryption", program=program) or ""
+E2EE = cached_query(program_track, kind="e2ee", program=program) or ""
 
-window = cached_query(program_window)
+window = cached_query(program_window, program=program)
 if window is None:
     st.info("No program yet. Sync the plan: `python -m lockstep plan sync plan/90-day-plan.yaml`.")
     st.stop()
@@ -27,7 +30,7 @@ if actor.is_manager:
     st.caption(f"Rollout numbers count your tenants only ({actor.email}).")
 
 
-deadlines = cached_query(program_deadlines)
+deadlines = cached_query(program_deadlines, program=program)
 cols = st.columns(1 + len(deadlines))
 cols[0].metric(
     "Program day",
@@ -42,7 +45,7 @@ for col, row in zip(cols[1:], deadlines.itertuples(), strict=True):
 
 # --- the plan ------------------------------------------------------------------------------
 st.subheader("Plan")
-k = cached_query(plan_key_numbers).set_index("measure")
+k = cached_query(plan_key_numbers, program=program).set_index("measure")
 c = st.columns(4)
 
 
@@ -68,7 +71,7 @@ st.caption(
 st.subheader("Encryption rollout")
 enc = cached_query(track_stage_mix, actor=actor, track=ENCRYPTION)
 if enc.counts.empty:
-    st.info("The encryption track is not in the plan.")
+    st.info("This program has no encryption track.")
 else:
     rows = [*enc.counts[~enc.counts["is_side"]].itertuples(), *enc.counts[enc.counts["is_side"]].itertuples()]
     ordered = [r.stage for r in rows if not r.is_side]
@@ -107,7 +110,7 @@ st.subheader("End-to-end encryption (paid tiers)")
 e2 = cached_query(track_stage_mix, actor=actor, track=E2EE, paid_only=True)
 final = cached_query(final_stage, track=E2EE)
 if e2.counts.empty or final is None:
-    st.info("The E2EE track is not in the plan.")
+    st.info("This program has no E2EE track.")
 else:
     enabled, enabled_ago = e2.at(final), e2.at(final, week_ago=True)
     c = st.columns(3)

@@ -23,6 +23,7 @@ from lockstep.tables import (
     plan_items_table,
 )
 from lockstep.ui.data import cached_query, clear_after_write, engine, run_query
+from lockstep.ui.programs import current_program
 from lockstep.ui.session import current_actor
 
 FIELDS = {
@@ -36,7 +37,8 @@ actor = current_actor()
 may_edit = can(actor, "plan.edit")
 st.title("Plan")
 
-window = cached_query(program_window)
+program = current_program()
+window = cached_query(program_window, program=program)
 if window is None:
     st.info("No plan yet. Sync it: `python -m lockstep plan sync plan/90-day-plan.yaml`.")
     st.stop()
@@ -44,7 +46,7 @@ today = window.today
 st.caption(f"Today is {today:%a} {today.day} {today:%b %Y}. {q.OVERDUE_RULE.capitalize()}; {q.AT_RISK_RULE}.")
 
 # --- filters (applied in SQL) --------------------------------------------------------------
-options = cached_query(q.plan_filter_options)
+options = cached_query(q.plan_filter_options, program=program)
 ws_names = dict(options["workstreams"])
 c = st.columns([3, 3, 3, 2, 2.2], vertical_alignment="bottom")
 filters = {
@@ -58,7 +60,7 @@ filters = {
     "overdue_only": c[3].checkbox("Overdue only", key="plan_overdue"),
     "include_retired": c[4].checkbox("Show retired", key="plan_retired"),
 }
-items = cached_query(q.plan_items, today=today, **filters)
+items = cached_query(q.plan_items, today=today, program=program, **filters)
 n_overdue, n_at_risk = int(items["overdue"].sum()), int(items["at_risk"].sum())
 st.caption(f"{len(items)} item(s) match: {n_overdue} overdue, {n_at_risk} at risk.")
 # Widths add up to what fits beside the sidebar at 1280 pixels: no column hides off the right.
@@ -84,13 +86,15 @@ if later:
         "right edge, or, when they start after it, a ▸ at the edge gives the due date."
     )
 st.plotly_chart(
-    plan_burnup_chart(cached_query(q.plan_burnup, start=window.start, end=window.end, today=today)),
+    plan_burnup_chart(
+        cached_query(q.plan_burnup, start=window.start, end=window.end, today=today, program=program)
+    ),
     key="plan_burnup",
 )
 st.caption(
     "Planned: items due by the week's last day. Done: items done by then. The done line stops at today."
 )
-conflicts = cached_query(q.dependency_conflicts)
+conflicts = cached_query(q.dependency_conflicts, program=program)
 if not conflicts.empty:
     st.warning(
         f"{len(conflicts)} item(s) were started or finished while something they depend on is not done."

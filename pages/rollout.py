@@ -29,6 +29,7 @@ from lockstep.queries.scope import is_narrowed
 from lockstep.services.rollout import record_event
 from lockstep.tables import tenant_events_table, tenant_list_table, tenant_states_table
 from lockstep.ui.data import cached_query, clear_after_write, engine
+from lockstep.ui.programs import current_program
 from lockstep.ui.session import current_actor
 from lockstep.ui.uploads import import_form
 
@@ -37,7 +38,8 @@ st.title("Rollout")
 # Import a file first: the rest of the page stops when no tenant is picked.
 import_form(actor)
 
-tracks = cached_query(q.tracks)
+program = current_program()
+tracks = cached_query(q.tracks, program=program)
 if tracks.empty:
     st.info("No tracks yet. Sync the plan: `python -m lockstep plan sync plan/90-day-plan.yaml`.")
     st.stop()
@@ -245,7 +247,7 @@ if can(actor, "event.record"):
     st.subheader("Record an event")
     ev_track = st.selectbox("Track", list(tracks["code"]), format_func=track_names.get, key="event_track")
     ev_stages = list(cached_query(q.track_stages, track=ev_track)["stage"])
-    today = cached_query(program_today)
+    today = cached_query(program_today, program=program)
     on_track = detail.states[detail.states["track"] == ev_track]
     now_at, reached = (
         (on_track["stage"].iloc[0], on_track["reached_stage"].iloc[0]) if len(on_track) else (None, None)

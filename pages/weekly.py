@@ -22,10 +22,11 @@ from lockstep.permissions import can
 from lockstep.queries import rollout as rollout_queries
 from lockstep.queries import weekly as q
 from lockstep.queries.names import display_names
-from lockstep.queries.program import program_today
+from lockstep.queries.program import program_today, program_track
 from lockstep.services.snapshots import backfill_weeks
 from lockstep.tables import largest_stuck_table, overdue_items_table, stuck_by_tier_table
 from lockstep.ui.data import cached_query, clear_after_write, engine
+from lockstep.ui.programs import current_program
 from lockstep.ui.reports import weekly_report_buttons
 from lockstep.ui.session import current_actor
 
@@ -40,7 +41,7 @@ def close_weeks_button(label: str) -> None:
         return
     try:
         closed = write_transaction(
-            lambda session: backfill_weeks(session=session, actor=actor), engine=engine()
+            lambda session: backfill_weeks(session=session, actor=actor, program=program), engine=engine()
         )
     except LockstepError as exc:
         st.error(str(exc))
@@ -56,7 +57,10 @@ def close_weeks_button(label: str) -> None:
 if msg := st.session_state.pop("weekly_closed_msg", None):
     st.success(msg)
 
-weeks = cached_query(q.closed_weeks)
+program = current_program()
+ENCRYPTION = cached_query(program_track, kind="encryption", program=program) or ""
+E2EE = cached_query(program_track, kind="e2ee", program=program) or ""
+weeks = cached_query(q.closed_weeks, program=program)
 if weeks.empty:
     st.info(
         "No week has been closed yet, so there is no weekly picture. A week's numbers are frozen "
@@ -80,13 +84,13 @@ st.caption(
     f"{len(mondays)} closed week(s), {week_title(mondays[0])} to {week_title(mondays[-1])}. "
     "Counts are at the end of each week; a * marks a week changed after it closed."
 )
-weekly_report_buttons(actor, as_of_week)
+weekly_report_buttons(actor, as_of_week, program)
 
-tracks = cached_query(rollout_queries.tracks)
+tracks = cached_query(rollout_queries.tracks, program=program)
 names = dict(zip(tracks["code"], tracks["name"], strict=True))
-forecast = cached_query(q.encryption_forecast, as_of_week=as_of_week)
-adoption = cached_query(q.e2ee_adoption_by_week, as_of_week=as_of_week)
-burnup = cached_query(q.plan_burnup, as_of_week=as_of_week)
+forecast = cached_query(q.encryption_forecast, as_of_week=as_of_week, track=ENCRYPTION)
+adoption = cached_query(q.e2ee_adoption_by_week, as_of_week=as_of_week, track=E2EE)
+burnup = cached_query(q.plan_burnup, as_of_week=as_of_week, program=program)
 
 # --- the headline ----------------------------------------------------------------------
 cols = st.columns(3)
@@ -122,7 +126,7 @@ for col, milestone in zip(cols, forecast_milestones(forecast), strict=True):
 st.caption(forecast_headline(forecast))
 
 # --- the running week: live, never frozen ------------------------------------------------------
-running = cached_query(q.running_week)
+running = cached_query(q.running_week, program=program)
 if running is not None:
     with st.container(border=True, key="weekly_running"):
         sunday = running.week_start + timedelta(days=6)
@@ -151,7 +155,7 @@ left.plotly_chart(e2ee_adoption_chart(adoption), key="weekly_e2ee")
 right.plotly_chart(weekly_burnup_chart(burnup), key="weekly_burnup")
 
 # --- restatements ------------------------------------------------------------------------
-restated = cached_query(q.restated_numbers, as_of_week=as_of_week)
+restated = cached_query(q.restated_numbers, as_of_week=as_of_week, program=program)
 st.subheader("Restated numbers")
 if restated.empty:
     st.caption("No number up to this week has changed since its week closed.")
@@ -173,8 +177,8 @@ else:
     )
 
 # --- top risks (today, not the chosen week) --------------------------------------------------
-today = cached_query(program_today)
-risks = cached_query(q.top_risks, actor=actor, as_of=today)
+today = cached_query(program_today, program=program)
+risks = cached_query(q.top_risks, actor=actor, as_of=today, program=program)
 st.subheader(f"Top risks today ({fmt_date(today)})")
 st.caption("Risks are about today, whatever week is chosen above: what is late and who is stuck now.")
 st.markdown(f"**Overdue plan items: {len(risks.overdue_items)}** (not done and due before today)")

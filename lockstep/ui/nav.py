@@ -15,6 +15,7 @@ import streamlit as st
 from lockstep.access import PAGES, pages_for
 from lockstep.config import ROOT
 from lockstep.ui.health import stop_unless_database_ready
+from lockstep.ui.programs import program_picker
 from lockstep.ui.session import remember_asked_for, sidebar_identity, signed_in_actor
 
 ICONS = {
@@ -74,5 +75,6 @@ def build_navigation():
         st.markdown("**:material/lock: Lockstep**")
         for page in pages:
             st.page_link(page, width="stretch")
+        program_picker()
     sidebar_identity(actor)
     return nav

@@ -21,18 +21,20 @@ from lockstep.ui.data import run_query
 MIME = {"pdf": "application/pdf", "html": "text/html"}
 
 
-def _weekly(actor: Actor, week_start: date, kind: str):
-    return lambda: run_query(weekly_report_file, actor=actor, week_start=week_start, kind=kind)
+def _weekly(actor: Actor, week_start: date, kind: str, program: str | None):
+    return lambda: run_query(
+        weekly_report_file, actor=actor, week_start=week_start, kind=kind, program=program
+    )
 
 
-def weekly_report_buttons(actor: Actor, week_start: date) -> None:
-    """PDF and HTML download buttons for the weekly report of the closed week `week_start`."""
+def weekly_report_buttons(actor: Actor, week_start: date, program: str | None = None) -> None:
+    """PDF and HTML download buttons for the program's weekly report of the closed week `week_start`."""
     label = week_label(week_start)
     pdf_col, html_col, _ = st.columns([1, 1, 2])
     for col, kind in ((pdf_col, "pdf"), (html_col, "html")):
         col.download_button(
             f"Weekly report ({kind.upper()})",
-            _weekly(actor, week_start, kind),
+            _weekly(actor, week_start, kind, program),
             file_name=f"lockstep-weekly-{label}.{kind}",
             mime=MIME[kind],
             icon=":material/download:",
@@ -42,11 +44,13 @@ def weekly_report_buttons(actor: Actor, week_start: date) -> None:
         )
 
 
-def customer_report_button(actor: Actor, tenant_external_id: str) -> None:
-    """A download button for one tenant's status report (PDF), within the actor's scope."""
+def customer_report_button(actor: Actor, tenant_external_id: str, program: str | None = None) -> None:
+    """A download button for one tenant's status report (PDF), the program's tracks, in the actor's scope."""
     st.download_button(
         "Download this status (PDF)",
-        lambda: run_query(customer_report, actor=actor, tenant_external_id=tenant_external_id),
+        lambda: run_query(
+            customer_report, actor=actor, tenant_external_id=tenant_external_id, program=program
+        ),
         file_name=f"status-{tenant_external_id}.pdf",
         mime=MIME["pdf"],
         icon=":material/picture_as_pdf:",
