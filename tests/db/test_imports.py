@@ -506,9 +506,11 @@ def test_back_dated_events_restate_closed_weeks(db, tmp_path):
     monday = date(2020, 4, 6)
     with write_session(db) as s:
         free = s.scalar(select(Tenant).where(Tenant.external_id == FREE))
-        s.add(SnapshotWeek(program_id=PROGRAM_ID, week_start=monday, closed_at=datetime(2020, 4, 13), closed_by="x@lockstep.test"))
+        s.add(SnapshotWeek(program_id=PROGRAM_ID, week_start=monday, closed_at=datetime(2020, 4, 13),
+                           closed_by="x@lockstep.test"))
         s.flush()
-        key = {"program_id": PROGRAM_ID, "week_start": monday, "track_code": "encryption", "tier": free.tier, "region": free.region}
+        key = {"program_id": PROGRAM_ID, "week_start": monday, "track_code": "encryption", "tier": free.tier,
+               "region": free.region}
         s.add(WeeklySnapshot(**key, stage_code="legacy_cipher", n_reported=1, n_current=1))
     lines = [
         f"{FREE},encryption,clients_upgraded,2020-04-08,,",  # inside the closed week

@@ -196,7 +196,8 @@ def test_program_window_and_deadlines(plan_engine, monkeypatch):
     get_settings.cache_clear()
     try:
         with write_session(plan_engine) as s:
-            s.add(Track(code="enc", program_id="p", name="Encryption", tiers=["free"], deadline=date(2020, 5, 30)))
+            s.add(Track(code="enc", program_id="p", name="Encryption", tiers=["free"],
+                        deadline=date(2020, 5, 30)))
         with read_session(plan_engine) as s:
             window = program_window(session=s)
             deadlines = program_deadlines(session=s)

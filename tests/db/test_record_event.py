@@ -147,7 +147,8 @@ def test_current_state_equals_recomputation_from_events(world):
 def test_back_dated_event_restates_a_closed_week(world):
     monday = date(2020, 5, 4)
     with write_session(world) as s:
-        s.add(SnapshotWeek(program_id=PROGRAM_ID, week_start=monday, closed_at=datetime(2020, 5, 11), closed_by="lead"))
+        s.add(SnapshotWeek(program_id=PROGRAM_ID, week_start=monday, closed_at=datetime(2020, 5, 11),
+                           closed_by="lead"))
         tenant_region = s.scalar(
             select(CurrentState.region)
             .where(CurrentState.track_code == "encryption")

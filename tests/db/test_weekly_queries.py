@@ -135,7 +135,8 @@ def add_plan(engine) -> None:
         s.add(Workstream(code="ws", program_id="p", name="Crypto", lead="CTO"))
         s.flush()
         for item_id, due, done, status in items:
-            s.add(PlanItem(id=item_id, program_id="p", workstream_code="ws", title=f"Item {item_id}", owner="CTO",
+            s.add(PlanItem(id=item_id, program_id="p", workstream_code="ws", title=f"Item {item_id}",
+                           owner="CTO",
                            due_date=due, done_date=done, status=status, percent=100 if done else 10,
                            created_at=now, updated_at=now,
                            retired_at=now if item_id == "A6" else None))
