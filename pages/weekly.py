@@ -115,15 +115,18 @@ if not burnup.empty:
                    help="Items done by the end of the week, and items due by then (some finish early)")
 
 # When the bulk is done, and the long tail apart: a few stuck tenants must not hide 95%.
-cols = st.columns(3)
-for col, milestone in zip(cols, forecast_milestones(forecast), strict=True):
-    col.metric(
-        milestone.label, fmt_date(milestone.on) if milestone.on else milestone.missing,
-        **deadline_delta(None if milestone.on is None or forecast.deadline is None
-                         else (milestone.on - forecast.deadline).days),
-        help=milestone.help,
-    )
-st.caption(forecast_headline(forecast))
+if ENCRYPTION:
+    cols = st.columns(3)
+    for col, milestone in zip(cols, forecast_milestones(forecast), strict=True):
+        col.metric(
+            milestone.label, fmt_date(milestone.on) if milestone.on else milestone.missing,
+            **deadline_delta(None if milestone.on is None or forecast.deadline is None
+                             else (milestone.on - forecast.deadline).days),
+            help=milestone.help,
+        )
+    st.caption(forecast_headline(forecast))
+else:
+    st.info("This program has no encryption track, so there is no cut-over forecast.")
 
 # --- the running week: live, never frozen ------------------------------------------------------
 running = cached_query(q.running_week, program=program)
@@ -144,7 +147,8 @@ if running is not None:
             so_far[1].metric("Paid tenants with E2EE so far", f"{running.e2ee_pct:.1f}%",
                              help=f"{running.e2ee_enabled:,} of {running.paid:,} paid tenants now")
 
-st.plotly_chart(forecast_chart(forecast, track_name="GCM enforced"), key="weekly_forecast")
+if ENCRYPTION:
+    st.plotly_chart(forecast_chart(forecast, track_name="GCM enforced"), key="weekly_forecast")
 
 # --- stage mix, E2EE adoption, burn-up -------------------------------------------------------
 track = st.radio("Track", list(names), format_func=names.get, horizontal=True, key="weekly_track")

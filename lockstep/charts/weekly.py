@@ -73,7 +73,8 @@ def stage_mix_chart(mix: pd.DataFrame, *, track_name: str) -> go.Figure:
         )
     base_layout(fig, title=title, x="Week (ISO)", y="Tenants", height=420)
     # Legend left to right in track order (plotly reverses it for stacked bars by default).
-    fig.update_layout(barmode="stack", bargap=0.25, legend={"traceorder": "normal"})
+    # Shown with a single stage too (plotly hides a one-trace legend): the colour must be named.
+    fig.update_layout(barmode="stack", bargap=0.25, showlegend=True, legend={"traceorder": "normal"})
     restated = mix.groupby("week_label", sort=False)["restated"].any()
     totals = mix.groupby("week_label", sort=False)["n_current"].sum()
     for week in [w for w in weeks if restated.get(w, False)]:

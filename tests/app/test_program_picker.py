@@ -54,3 +54,20 @@ def test_the_plan_page_opens_on_the_default_program(open_page, demo_engine):
     assert not at.exception
     items = at.selectbox(key="plan_item").options
     assert len(items) == 4 and all("P0" in o for o in items)
+
+
+def test_weekly_of_a_program_without_an_encryption_track_says_so(open_page, demo_engine):
+    from lockstep.db import write_session
+    from lockstep.permissions import SYSTEM
+    from lockstep.services.snapshots import backfill_weeks
+
+    sync_plan_file(SECOND, engine=demo_engine)
+    with write_session(demo_engine) as session:
+        assert backfill_weeks(session=session, actor=SYSTEM, program=B)
+    at = open_page("weekly", "executive")
+    assert not at.exception
+    assert any("no encryption track, so there is no cut-over forecast" in i.value for i in at.info)
+    # No GCM milestones that could only read "unknown", and no empty forecast chart.
+    assert [m.label for m in at.metric] == ["Plan items done"]
+    charts = [c.key for c in at.get("plotly_chart")]
+    assert "weekly_mix" in charts and "weekly_forecast" not in charts
