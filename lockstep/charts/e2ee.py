@@ -21,7 +21,7 @@ def adoption_by_tier_figure(df: pd.DataFrame, *, title: str, stage_order: Sequen
     tiers = list(dict.fromkeys(df["tier_name"]))
     fig = stage_bars(df, by="tier_name", categories=tiers, stage_order=stage_order)
     base_layout(fig, title=title, x="Tier", y="Tenants")
-    fig.update_layout(barmode="group")
+    fig.update_layout(barmode="group", showlegend=True)  # named even when one stage is present
     return whole_counts(fig, axis="y", largest=float(df["n"].max()))
 
 

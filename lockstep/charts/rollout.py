@@ -102,7 +102,7 @@ def stage_mix_by_week_figure(df: pd.DataFrame, *, title: str, stage_order: Seque
     fig = stage_bars(df, by="week", categories=weeks, stage_order=stage_order)
     base_layout(fig, title=title, x="ISO week", y="Tenants")
     # Plotly reverses a stacked chart's legend by default; keep it in stage order.
-    fig.update_layout(barmode="stack", legend_traceorder="normal")
+    fig.update_layout(barmode="stack", showlegend=True, legend_traceorder="normal")  # one stage too
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=weeks)
     return whole_counts(fig, axis="y", largest=float(df.groupby("week")["n"].sum().max()))
 
