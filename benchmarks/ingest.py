@@ -61,10 +61,8 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def generate(rows: int, seed: int, workdir: Path) -> tuple[Path, Path, int]:
-    """Write tenants.csv and events.csv; return their paths and the tenant count."""
-    n_tenants = int(np.ceil(rows / EVENTS_PER_TENANT)) + 1
-    rng = np.random.default_rng(seed)
+def write_tenants(n_tenants: int, rng: np.random.Generator, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Write a tenants CSV of `n_tenants` (ids B0000000…, tiers in turn); return ids and tiers."""
     ids = np.array([f"B{i:07d}" for i in range(n_tenants)], dtype=object)
     tiers = np.array(TIERS, dtype=object)[np.arange(n_tenants) % len(TIERS)]
     tenants = pd.DataFrame(
@@ -81,8 +79,16 @@ def generate(rows: int, seed: int, workdir: Path) -> tuple[Path, Path, int]:
             "features": "",
         }
     )
+    tenants.to_csv(path, index=False)
+    return ids, tiers
+
+
+def generate(rows: int, seed: int, workdir: Path) -> tuple[Path, Path, int]:
+    """Write tenants.csv and events.csv; return their paths and the tenant count."""
+    n_tenants = int(np.ceil(rows / EVENTS_PER_TENANT)) + 1
+    rng = np.random.default_rng(seed)
     tenant_path = workdir / "tenants.csv"
-    tenants.to_csv(tenant_path, index=False)
+    ids, tiers = write_tenants(n_tenants, rng, tenant_path)
 
     start = np.datetime64("2020-04-01T00:00:00", "s")
     parts = []

@@ -61,7 +61,7 @@ from lockstep.models import (
     Tier,
 )
 from lockstep.permissions import Actor, require
-from lockstep.rollout_rules import RuleViolation, State, TrackRules, apply_event, initial_state
+from lockstep.rollout_rules import BLOCKED, RuleViolation, State, TrackRules, apply_event, initial_state
 from lockstep.services import audit
 from lockstep.services.counts import Touched, counts_follow
 from lockstep.services.locks import hold_rollout_gate
@@ -333,8 +333,9 @@ def _open(
     try:
         if xlsxio.is_workbook(path):
             book = xlsxio.inspect_workbook(path, sheet)
-            columns, source = book.columns, _Source(
-                path, book.sha256, book.approx_rows, lambda: xlsxio.iter_chunks(book)
+            columns, source = (
+                book.columns,
+                _Source(path, book.sha256, book.approx_rows, lambda: xlsxio.iter_chunks(book)),
             )
         else:
             if sheet is not None:
@@ -343,8 +344,9 @@ def _open(
                 why = "is a ZIP archive (an XLSX workbook?): name it .xlsx to import a sheet"
                 raise csvio.FileRejected([RowError(0, "", "", why)])
             info = csvio.inspect_file(path)
-            columns, source = info.columns, _Source(
-                path, info.sha256, info.approx_rows, lambda: csvio.iter_chunks(info)
+            columns, source = (
+                info.columns,
+                _Source(path, info.sha256, info.approx_rows, lambda: csvio.iter_chunks(info)),
             )
     except csvio.FileRejected as exc:
         _reject(str(path), exc.errors)
@@ -554,8 +556,10 @@ def _no_control_chars(
             hit,
             col,
             frame[col],
-            lambda i, col=col: f"contains the control character {_first_control(frame[col].iloc[i])}: "
-            "remove it (binary data, or a file saved in another encoding?)",
+            lambda i, col=col: (
+                f"contains the control character {_first_control(frame[col].iloc[i])}: "
+                "remove it (binary data, or a file saved in another encoding?)"
+            ),
             kind="control character (NUL, ESC, ...)",
         )
         ok &= ~hit
@@ -982,58 +986,39 @@ def _write_tenants(
     if len(new):
         before = session.scalar(select(func.coalesce(func.max(Tenant.id), 0)))
         search_trigger = _pause_search_trigger(session, len(new))
+        tenant_columns = [
+            "external_id",
+            "name",
+            "tier",
+            "region",
+            "seats",
+            "account_manager",
+            "client_version",
+        ]
         bulk_insert(
             session,
             Tenant.__table__,
-            [
-                "external_id",
-                "name",
-                "tier",
-                "region",
-                "seats",
-                "account_manager",
-                "client_version",
-                "created_at",
-                "updated_at",
-            ],
-            zip(
-                new["external_id"].tolist(),
-                new["name"].tolist(),
-                new["tier"].tolist(),
-                new["region"].tolist(),
-                new["seats"].astype(int).tolist(),
-                new["account_manager"].tolist(),
-                new["client_version"].tolist(),
-                itertools.repeat(now_text),
-                itertools.repeat(now_text),
-                strict=False,
-            ),
+            [*tenant_columns, "created_at", "updated_at"],
+            _chunked_rows(new, tenant_columns, (now_text, now_text)),
             progress.write,
         )
         _index_new_tenants(session, search_trigger, before)
         # The tenants table is locked (PostgreSQL) or the database is (SQLite), so every id
         # above the old maximum is one of ours.
-        ids = dict(session.execute(select(Tenant.external_id, Tenant.id).where(Tenant.id > before)).all())
-        new = new.assign(id=new["external_id"].map(ids).astype(np.int64))
+        new = new[["external_id", "tier", "region", "account_manager", "features"]]
+        new = new.assign(id=_new_tenant_ids(session, before, new["external_id"]))
         touched.add(new["id"].tolist())
         _insert_features(session, new)
-        states = []
-        for track in rules.values():
-            covered = new[new["tier"].isin(list(track.tiers))]
-            states.append(
-                zip(
-                    covered["id"].tolist(),
-                    itertools.repeat(track.code),
-                    itertools.repeat(track.initial),
-                    itertools.repeat(track.initial),
-                    itertools.repeat(now_text),
-                    itertools.repeat(""),
-                    covered["tier"].tolist(),
-                    covered["region"].tolist(),
-                    covered["account_manager"].tolist(),
-                    strict=False,
-                )
+        state_columns = ["id", "tier", "region", "account_manager"]
+        states = [
+            _chunked_rows(
+                new[new["tier"].isin(list(track.tiers))],
+                state_columns,
+                (track.code, track.initial, track.initial, now_text, ""),
+                first=1,
             )
+            for track in rules.values()
+        ]
         bulk_insert(
             session,
             CurrentState.__table__,
@@ -1122,13 +1107,47 @@ def _write_tenants(
 
 
 def _insert_features(session: Session, tenants: pd.DataFrame) -> None:
+    tenants = tenants[tenants["features"] != ""]
     pairs = (
         (int(t), f)
-        for t, fs in zip(tenants["id"].tolist(), tenants["features"].tolist(), strict=True)
-        if fs
+        for start in range(0, len(tenants), WRITE_CHUNK)
+        for t, fs in zip(
+            tenants["id"].iloc[start : start + WRITE_CHUNK].tolist(),
+            tenants["features"].iloc[start : start + WRITE_CHUNK].tolist(),
+            strict=True,
+        )
         for f in fs.split("|")
     )
     bulk_insert(session, TenantFeature.__table__, ["tenant_id", "feature"], pairs)
+
+
+def _chunked_rows(
+    frame: pd.DataFrame, columns: list[str], constants: tuple, first: int = 0
+) -> Iterator[tuple]:
+    """Rows of `frame[columns]` as tuples, with `constants` after the first `first` columns.
+
+    Built WRITE_CHUNK rows at a time, so a million-row load never holds every row as Python objects.
+    """
+    for start in range(0, len(frame), WRITE_CHUNK):
+        part = frame.iloc[start : start + WRITE_CHUNK]
+        values = [part[c].astype(int).tolist() if c in ("seats", "id") else part[c].tolist() for c in columns]
+        fixed = [itertools.repeat(c) for c in constants]
+        yield from zip(*values[:first], *fixed, *values[first:], strict=False)
+
+
+def _new_tenant_ids(session: Session, after_id: int, external_ids: pd.Series) -> np.ndarray:
+    """Ids of the tenants just inserted (all ids above `after_id`), in the order of `external_ids`."""
+    stmt = select(Tenant.external_id, Tenant.id).where(Tenant.id > after_id)
+    result = session.connection().execute(stmt.execution_options(stream_results=True, yield_per=FETCH_BATCH))
+    keys, ids = [], []
+    for part in result.partitions(FETCH_BATCH):
+        ext, tid = _columns(part, 2)
+        keys.append(pa.array(ext, type=pa.string()))
+        ids.append(np.asarray(tid, dtype=np.int64))
+    if not keys:
+        return np.zeros(0, dtype=np.int64)
+    where = _lookup(external_ids, pa.concat_arrays(keys))
+    return np.concatenate(ids)[where]
 
 
 # --------------------------------------------------------------------------- events
@@ -1149,10 +1168,15 @@ class _EventCheck:
         # pos[track, stage]: order of an ordered stage, SIDE for a side stage, -1 when not on the track.
         self.pos = np.full((len(self.tracks) + 1, len(self.stages) + 1), -1, dtype=np.int16)
         self.cover = np.zeros((len(self.tracks) + 1, len(self.tiers) + 1), dtype=bool)
+        # stage_at[track, p]: the stage (its index in self.stages) at order p of the track.
+        longest = max((len(r.stages) for r in self.rules.values()), default=0)
+        self.stage_at = np.full((len(self.tracks) + 1, longest + 1), -1, dtype=np.int16)
+        self.blocked = self.stages.index(BLOCKED) if BLOCKED in self.stages else -1
         for k, code in enumerate(self.tracks):
             r = self.rules[code]
             for p, s in enumerate(r.stages):
                 self.pos[k, self.stages.index(s)] = p
+                self.stage_at[k, p] = self.stages.index(s)
             for s in r.side_stages:
                 self.pos[k, self.stages.index(s)] = SIDE
             for t, tier in enumerate(self.tiers):
@@ -1387,15 +1411,19 @@ def _plan_events(session: Session, check: _EventCheck, errors: _Errors) -> _Even
     t_min = groups["t_min"].to_numpy()
     gid = np.cumsum(starts) - 1
     side = df["pos"].to_numpy() >= SIDE
-    has_side = np.zeros(len(groups), dtype=bool)
-    np.logical_or.at(has_side, gid, side)
+    # `blocked` keeps the stage reached, so it folds like the ordered stages below; any other
+    # side stage (a rollback moves the stage reached back) goes through the rules fold.
+    folded = side & (df["stage"].to_numpy() != check.blocked)
+    needs_fold = np.zeros(len(groups), dtype=bool)
+    np.logical_or.at(needs_fold, gid, folded)
     interleaved = has_events & (t_min < since)
-    complex_ = has_side | interleaved
+    complex_ = needs_fold | interleaved
 
-    # Ordered stages only: valid iff no stage is below the highest reached before it.
+    # Ordered stages and `blocked`: an ordered stage is valid iff it is not below the highest
+    # reached before it (the stored state's, then the file's); `blocked` is always valid.
     pos = df["pos"].to_numpy().astype(np.int64)
     simple_rows = ~complex_[gid]
-    running = pd.Series(np.where(simple_rows, pos, -1)).groupby(gid).cummax().to_numpy()
+    running = pd.Series(np.where(simple_rows & ~side, pos, -1)).groupby(gid).cummax().to_numpy()
     before = np.where(starts, -1, np.roll(running, 1))
     reached = np.maximum(before, start_pos[gid])
     back = simple_rows & (pos < reached)
@@ -1417,12 +1445,14 @@ def _plan_events(session: Session, check: _EventCheck, errors: _Errors) -> _Even
         )
 
     last = np.r_[starts[1:], True]
+    track_last = df["track"].to_numpy()[last]
+    reached_last = np.maximum(running[last], start_pos)
     states = pd.DataFrame(
         {
             "tenant": df["tenant"].to_numpy()[last],
-            "track": df["track"].to_numpy()[last],
+            "track": track_last,
             "stage": df["stage"].to_numpy()[last],
-            "reached": df["stage"].to_numpy()[last],
+            "reached": check.stage_at[track_last, reached_last],
             "since": df["t"].to_numpy()[last],
             "last_t": df["t"].to_numpy()[last],
             "last_stage": df["stage"].to_numpy()[last],
@@ -1569,8 +1599,11 @@ def _fold_complex(
     # copied the column each time, quadratic at a million tenants (hours instead of seconds).
     out_cols = ["stage", "reached", "since", "last_t", "last_stage"]
     out = {c: states[c].to_numpy(copy=True) for c in out_cols}
+    g_tenant, g_track = groups["tenant"].to_numpy(), groups["track"].to_numpy()
+    g_stage = groups["cur_stage"].fillna(-1).to_numpy(dtype=np.int64)
+    g_reached = groups["reached_pos"].fillna(-1).to_numpy(dtype=np.int64)
     for g in np.flatnonzero(complex_):
-        tenant, track_ix = int(groups["tenant"].iat[g]), int(groups["track"].iat[g])
+        tenant, track_ix = int(g_tenant[g]), int(g_track[g])
         rules = check.rules[check.tracks[track_ix]]
         # (time, stored first, order, stage, file row or None)
         timeline = [
@@ -1587,8 +1620,7 @@ def _fold_complex(
                 ]
             timeline.sort(key=lambda e: e[:3])
         elif has_events[g]:
-            cur = groups.iloc[g]
-            state = State(check.stages[int(cur["cur_stage"])], rules.stages[int(cur["reached_pos"])])
+            state = State(check.stages[g_stage[g]], rules.stages[g_reached[g]])
         else:
             state = initial_state(rules)
         blame = None
