@@ -71,6 +71,7 @@ bench: install-dev
 	$(BIN)/python -m benchmarks.queries --size 100k
 	$(BIN)/python -m benchmarks.small_import --size 100k
 	$(BIN)/python -m benchmarks.api_ingest --size 100k
+	$(BIN)/python -m benchmarks.ingest_weekly --backend sqlite --tenants 20000 --base-events 200000 --weekly-events 30000 --workdir benchmarks/out/weekly_small
 
 bench-full: install-dev
 	$(BIN)/python -m benchmarks.datasets --size 1m
@@ -79,6 +80,8 @@ bench-full: install-dev
 	$(BIN)/python -m benchmarks.duckdb_ref --size 1m
 	$(BIN)/python -m benchmarks.queries --size 1m
 	$(BIN)/python -m benchmarks.small_import --size 1m
+	$(BIN)/python -m benchmarks.ingest_weekly --backend sqlite
+	$(BIN)/python -m benchmarks.ingest_weekly --backend postgresql
 
 clean:
 	rm -rf $(VENV) data/lockstep.db data/lockstep.db-*

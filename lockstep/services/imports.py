@@ -1122,9 +1122,9 @@ def _insert_features(session: Session, tenants: pd.DataFrame) -> None:
 
 
 def _chunked_rows(
-    frame: pd.DataFrame, columns: list[str], constants: tuple, first: int = 0
+    frame: pd.DataFrame, columns: list[str], constants: tuple, first: int | None = None
 ) -> Iterator[tuple]:
-    """Rows of `frame[columns]` as tuples, with `constants` after the first `first` columns.
+    """Rows of `frame[columns]` as tuples, with `constants` after the first `first` columns (default: last).
 
     Built WRITE_CHUNK rows at a time, so a million-row load never holds every row as Python objects.
     """
@@ -1132,7 +1132,8 @@ def _chunked_rows(
         part = frame.iloc[start : start + WRITE_CHUNK]
         values = [part[c].astype(int).tolist() if c in ("seats", "id") else part[c].tolist() for c in columns]
         fixed = [itertools.repeat(c) for c in constants]
-        yield from zip(*values[:first], *fixed, *values[first:], strict=False)
+        at = len(values) if first is None else first
+        yield from zip(*values[:at], *fixed, *values[at:], strict=False)
 
 
 def _new_tenant_ids(session: Session, after_id: int, external_ids: pd.Series) -> np.ndarray:
@@ -1204,25 +1205,30 @@ class _EventCheck:
         stmt = select(Tenant.external_id, Tenant.id, Tenant.tier)
         conn = self._session.connection()
         if len(unknown) + len(self.tenant_ids) > SCAN_AT:
-            found = conn.execute(stmt).all()
+            # Streamed in partitions, each kept as Arrow text and numbers: a million tenants
+            # as Python rows would take hundreds of MiB.
+            result = conn.execute(stmt.execution_options(stream_results=True, yield_per=FETCH_BATCH))
+            batches = result.partitions(FETCH_BATCH)
             self._all_read = True
             self.tenant_set = pa.array([], type=pa.string())
             self.tenant_ids = self.tenant_tier = np.zeros(0, dtype=np.int64)
         else:
-            found = [
-                row
+            batches = (
+                conn.execute(stmt.where(Tenant.external_id.in_(unknown[start : start + IN_BATCH]))).all()
                 for start in range(0, len(unknown), IN_BATCH)
-                for row in conn.execute(stmt.where(Tenant.external_id.in_(unknown[start : start + IN_BATCH])))
-            ]
-        if not found:
-            return
-        ext, ids, tiers = _columns(found, 3)
+            )
         tier_pos = {t: i for i, t in enumerate(self.tiers)}
-        self.tenant_set = pa.concat_arrays([self.tenant_set, pa.array(ext, type=pa.string())])
-        self.tenant_ids = np.concatenate([self.tenant_ids, np.asarray(ids, dtype=np.int64)])
-        self.tenant_tier = np.concatenate(
-            [self.tenant_tier, np.asarray([tier_pos.get(t, len(self.tiers)) for t in tiers], dtype=np.int64)]
-        )
+        sets, ids, tiers = [self.tenant_set], [self.tenant_ids], [self.tenant_tier]
+        for found in batches:
+            if not found:
+                continue
+            ext, tid, tier = _columns(found, 3)
+            sets.append(pa.array(ext, type=pa.string()))
+            ids.append(np.asarray(tid, dtype=np.int64))
+            tiers.append(np.asarray([tier_pos.get(t, len(self.tiers)) for t in tier], dtype=np.int64))
+        self.tenant_set = pa.concat_arrays(sets)
+        self.tenant_ids = np.concatenate(ids)
+        self.tenant_tier = np.concatenate(tiers)
 
     def __call__(self, frame: pd.DataFrame, rows: np.ndarray) -> None:
         err = self.errors
@@ -1517,17 +1523,25 @@ def _current_states(session: Session, check: _EventCheck, tenant_ids: np.ndarray
         CurrentState.reached_stage_code,
         cast(CurrentState.since, String),
     ).where(CurrentState.last_event_id.is_not(None))
-    found = _columns(_for_tenants(session, stmt, CurrentState.tenant_id, tenant_ids), 5)
     reached_pos = {(k, s): p for k, r in check.rules.items() for p, s in enumerate(r.stages)}
-    frame = pd.DataFrame(
-        {
-            "tenant": np.asarray(found[0], dtype=np.int64),
-            "track": _codes(found[1], check.tracks),
-            "cur_stage": _codes(found[2], check.stages),
-            "reached_pos": [reached_pos.get(kr, -1) for kr in zip(found[1], found[3], strict=True)],
-            "since": _stamps(found[4]),
-        }
-    )
+    parts = [pd.DataFrame({c: pd.Series(dtype="int64") for c in cols})]
+    # Each batch is reduced to numeric columns at once: a million states never sit in memory as rows.
+    for batch in _tenant_batches(session, stmt, CurrentState.tenant_id, tenant_ids):
+        if not batch:
+            continue
+        found = _columns(batch, 5)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "tenant": np.asarray(found[0], dtype=np.int64),
+                    "track": _codes(found[1], check.tracks),
+                    "cur_stage": _codes(found[2], check.stages),
+                    "reached_pos": [reached_pos.get(kr, -1) for kr in zip(found[1], found[3], strict=True)],
+                    "since": _stamps(found[4]),
+                }
+            )
+        )
+    frame = pd.concat(parts, ignore_index=True)
     return frame[(frame["track"] >= 0) & (frame["reached_pos"] >= 0)].astype({"reached_pos": "int64"})
 
 

@@ -568,3 +568,77 @@ def test_scanning_reads_give_the_same_answers_as_batched_look_ups(db, tmp_path, 
     assert_state_matches_events(db)
     got = reject_events(db, tmp_path, [f"{FREE},encryption,clients_upgraded,2020-05-02,,"])
     assert [(r, c) for r, c, _, _ in got] == [(2, "stage")]
+
+
+def test_weekly_files_with_blocked_events_into_a_database_with_events(db, tmp_path):
+    """Weekly files in order, `blocked` among ordered stages, each landing on the stored history.
+
+    `blocked` keeps the stage reached, so these groups take the vectorised rule check; the state
+    and the kept counts must still equal a replay of every event, and the stage reached must
+    survive a `blocked` (a later earlier stage is refused).
+    """
+    with read_session(db) as s:
+        tenants = {t.external_id: t.tier for t in s.scalars(select(Tenant))}
+    walk = {
+        "encryption": [
+            "clients_upgraded",
+            "blocked",
+            "gcm_enabled",
+            "gcm_enforced",
+            "blocked",
+            "gcm_enforced",
+        ],
+        "e2ee": ["blocked", "pilot", "blocked", "enabled", "blocked", "enabled"],
+    }
+    for week in range(3):
+        lines = []
+        for n, (ext, tier) in enumerate(sorted(tenants.items())):
+            for track, stages in walk.items():
+                if track == "e2ee" and tier == "free":
+                    continue
+                for k in (2 * week, 2 * week + 1):
+                    at = datetime(2020, 4, 6) + timedelta(days=7 * week + 3 * (k % 2), hours=n)
+                    lines.append(f"{ext},{track},{stages[k]},{at:%Y-%m-%dT%H:%M:%S},weekly,")
+        path = write_csv(
+            tmp_path, f"week{week}.csv", EVENT_HEADER, sorted(lines, key=lambda x: x.split(",")[3])
+        )
+        result = import_events(engine=db, path=path, actor=SYSTEM)
+        assert (result.added, result.skipped) == (len(lines), 0)
+        assert assert_state_matches_events(db) == 18
+        before = table_fingerprint(db)
+        again = import_events(engine=db, path=path, actor=SYSTEM)
+        assert (again.added, again.skipped) == (0, len(lines))
+        assert table_fingerprint(db) == before
+    with read_session(db) as s:
+        rows = s.execute(
+            select(CurrentState.track_code, CurrentState.stage_code, CurrentState.reached_stage_code)
+        )
+        assert set(rows) == {("encryption", "gcm_enforced", "gcm_enforced"), ("e2ee", "enabled", "enabled")}
+
+    # After `blocked`, an ordered stage before the one reached is still a step backwards.
+    lines = [
+        f"{PRO},encryption,blocked,2020-05-10,,",
+        f"{PRO},encryption,gcm_enabled,2020-05-11,,",
+        f"{BUSINESS},e2ee,blocked,2020-05-10,,",
+    ]
+    before = table_fingerprint(db)
+    with pytest.raises(ImportRejected) as rejected:
+        import_events(engine=db, path=write_csv(tmp_path, "back.csv", EVENT_HEADER, lines), actor=SYSTEM)
+    assert [(e.row, e.column) for e in rejected.value.errors] == [(3, "stage")]
+    assert "gcm_enabled" in rejected.value.errors[0].reason
+    assert table_fingerprint(db) == before
+
+
+def test_blocked_first_event_keeps_the_first_stage_reached(db, tmp_path):
+    lines = [f"{PRO},e2ee,blocked,2020-05-10,,", f"{FREE},encryption,blocked,2020-05-10,,"]
+    import_events(engine=db, path=write_csv(tmp_path, "b.csv", EVENT_HEADER, lines), actor=SYSTEM)
+    assert assert_state_matches_events(db) == 18
+    with read_session(db) as s:
+        rows = set(
+            s.execute(
+                select(CurrentState.track_code, CurrentState.stage_code, CurrentState.reached_stage_code)
+                .join(Tenant, Tenant.id == CurrentState.tenant_id)
+                .where(Tenant.external_id.in_([PRO, FREE]), CurrentState.stage_code == "blocked")
+            )
+        )
+    assert rows == {("e2ee", "blocked", "eligible"), ("encryption", "blocked", "legacy_cipher")}
