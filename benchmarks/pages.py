@@ -108,12 +108,19 @@ def _child(args) -> int:
             and getattr(mod, "run_query", None) is original
         ):
             mod.run_query = timed_run_query
+    # A server discovers Streamlit components once, at start; AppTest would scan every
+    # installed package's metadata again for each new session (0.4 s here), so share one.
+    from streamlit.components.v2.component_manager import BidiComponentManager
+
+    components = BidiComponentManager()
+    components.discover_and_register_components(start_file_watching=False)
     ready = time.perf_counter() - t_start
 
     def render() -> dict:
         calls.clear()
         statements.clear()
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=900)
+        at._bidi_component_manager = components
         if args.page != "overview":
             at.switch_page(f"pages/{args.page}.py")
         t0 = time.perf_counter()
@@ -134,6 +141,28 @@ def _child(args) -> int:
             "slowest_statement": list(worst_stmt),
         }
 
+    if args.profile:
+        import cProfile
+        import pstats
+
+        # The script runs in its own thread: profile that thread's run.
+        from streamlit.runtime.scriptrunner.script_runner import ScriptRunner
+
+        profiles = []
+        run_script = ScriptRunner._run_script
+
+        def profiled(self, rerun_data):
+            prof = cProfile.Profile()
+            profiles.append(prof)
+            prof.runcall(run_script, self, rerun_data)
+
+        ScriptRunner._run_script = profiled
+        print(f"cold {render()['ms']:.0f} ms", file=sys.stderr)
+        if args.profile == "warm":
+            st.cache_data.clear()
+            print(f"warm {render()['ms']:.0f} ms", file=sys.stderr)
+        pstats.Stats(profiles[-1], stream=sys.stderr).sort_stats("cumulative").print_stats(70)
+        return 0
     cold = render()
     warm = []
     for _ in range(args.warm):
@@ -356,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warm", type=int, default=3, help="warm renders after the cold one (median reported)")
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--profile", choices=["cold", "warm"], help=argparse.SUPPRESS)
     p.add_argument("--page", help=argparse.SUPPRESS)
     p.add_argument("--token", help=argparse.SUPPRESS)
     p.add_argument("--cookie-name", help=argparse.SUPPRESS)
