@@ -310,6 +310,34 @@ class StageCount(Base):
     account_manager: Mapped[str] = mapped_column(String(254), primary_key=True)
     n: Mapped[int] = mapped_column(BigInteger, default=0)
 
+    # A manager's reads find their own rows (migration 0012).
+    __table_args__ = (Index("ix_stage_counts_manager_track", "account_manager", "track_code"),)
+
+
+class StageTotal(Base):
+    """stage_counts rolled up over managers: tenants per (track, stage, tier, region), kept with it.
+
+    What every view without a manager reads: a few hundred rows where stage_counts has one
+    per manager too (lockstep.services.counts keeps both; migration 0012 says why).
+    """
+
+    __tablename__ = "stage_totals"
+    track_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    stage_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tier: Mapped[str] = mapped_column(String(32), primary_key=True)
+    region: Mapped[str] = mapped_column(String(32), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ManagerCount(Base):
+    """stage_counts rolled up over tier and region: tenants per (manager, track, stage), kept with it."""
+
+    __tablename__ = "manager_counts"
+    account_manager: Mapped[str] = mapped_column(String(254), primary_key=True)
+    track_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    stage_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
 
 class FeatureCount(Base):
     """Live count of tenants per (track, stage, feature, account manager), kept with stage_counts.

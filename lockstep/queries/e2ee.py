@@ -14,7 +14,9 @@ from sqlalchemy.orm import Session
 from lockstep.models import (
     CurrentState,
     FeatureCount,
+    ManagerCount,
     StageCount,
+    StageTotal,
     Tenant,
     TenantFeature,
     Tier,
@@ -84,13 +86,13 @@ def adoption_by_tier(*, session: Session, actor: Actor, track: str = E2EE) -> pd
 
     Columns: tier, tier_name, stage, n; tiers in display order, stages in track order.
     """
+    # A manager's own rows of stage_counts; everyone else the rollup over managers.
+    sc = StageCount if actor.is_manager else StageTotal
     counts = scoped(
-        select(StageCount.tier, StageCount.stage_code, func.sum(StageCount.n).label("n")).where(
-            StageCount.track_code == track
-        ),
+        select(sc.tier, sc.stage_code, func.sum(sc.n).label("n")).where(sc.track_code == track),
         actor,
         StageCount.account_manager,
-    ).group_by(StageCount.tier, StageCount.stage_code)
+    ).group_by(sc.tier, sc.stage_code)
     c = counts.subquery()
     stmt = (
         select(Tier.code, Tier.name, c.c.stage_code, c.c.n)
@@ -136,15 +138,15 @@ def blockers_ranking(*, session: Session, actor: Actor, track: str = E2EE) -> pd
 
 def not_enabled_by_manager(*, session: Session, actor: Actor, track: str = E2EE) -> pd.DataFrame:
     """Covered tenants not yet enabled, per account manager: columns account_manager, tenants."""
-    # From the live counts (kept per manager): a few thousand rows, not every covered tenant.
+    # From the live counts per manager and stage: a few rows per manager, not every covered tenant.
     stmt = scoped(
-        select(StageCount.account_manager, func.sum(StageCount.n).label("tenants")).where(
-            StageCount.track_code == track,
-            StageCount.stage_code != enabled_stage(session=session, track=track),
+        select(ManagerCount.account_manager, func.sum(ManagerCount.n).label("tenants")).where(
+            ManagerCount.track_code == track,
+            ManagerCount.stage_code != enabled_stage(session=session, track=track),
         ),
         actor,
-        StageCount.account_manager,
-    ).group_by(StageCount.account_manager)
+        ManagerCount.account_manager,
+    ).group_by(ManagerCount.account_manager)
     df = pd.DataFrame(session.execute(stmt).all(), columns=["account_manager", "tenants"])
     df["tenants"] = df["tenants"].astype(int)
     df = df[df["tenants"] > 0]

@@ -30,7 +30,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lockstep.clock import week_label, week_start
-from lockstep.models import CurrentState, SnapshotWeek, StageCount, Tier, Track, TrackStage, WeeklySnapshot
+from lockstep.models import (
+    CurrentState,
+    SnapshotWeek,
+    StageCount,
+    StageTotal,
+    Tier,
+    Track,
+    TrackStage,
+    WeeklySnapshot,
+)
 from lockstep.permissions import Actor
 from lockstep.queries.program import program_today
 from lockstep.rollout_rules import BLOCKED, ROLLED_BACK
@@ -88,15 +97,17 @@ def _paid_tiers():
 
 
 def _counts_now(session: Session, actor: Actor, track: str, paid_only: bool) -> dict[str, int]:
+    # A manager's own rows of stage_counts; everyone else the rollup over managers.
+    counts = StageCount if actor.is_manager else StageTotal
     stmt = (
-        select(StageCount.stage_code, func.sum(StageCount.n))
-        .where(StageCount.track_code == track)
-        .group_by(StageCount.stage_code)
+        select(counts.stage_code, func.sum(counts.n))
+        .where(counts.track_code == track)
+        .group_by(counts.stage_code)
     )
     if actor.is_manager:
         stmt = stmt.where(StageCount.account_manager == actor.email)
     if paid_only:
-        stmt = stmt.where(StageCount.tier.in_(_paid_tiers()))
+        stmt = stmt.where(counts.tier.in_(_paid_tiers()))
     return {stage: int(n or 0) for stage, n in session.execute(stmt)}
 
 

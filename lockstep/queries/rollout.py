@@ -21,8 +21,10 @@ from lockstep.errors import NotFoundError
 from lockstep.forecast import WeekPoint, pace_per_week
 from lockstep.models import (
     CurrentState,
+    ManagerCount,
     RolloutEvent,
     StageCount,
+    StageTotal,
     Tenant,
     TenantFeature,
     Tier,
@@ -73,17 +75,20 @@ def filter_options(*, session: Session, actor: Actor) -> dict[str, list[str]]:
     (a few thousand rows) rather than from a million tenants.
     """
     tiers = session.scalars(select(Tier.code).order_by(Tier.position, Tier.code)).all()
-    live = StageCount.n > 0
-    regions = session.scalars(
-        scoped(select(StageCount.region).distinct().where(live), actor, StageCount.account_manager).order_by(
-            StageCount.region
-        )
-    ).all()
+    # A manager's own rows of stage_counts; everyone else the rollups (a few hundred rows for
+    # the regions, one row per manager and stage for the managers, read in key order).
+    counts = StageCount if actor.is_manager else StageTotal
+    live_regions = select(counts.region).distinct().where(counts.n > 0)
+    live_regions = scoped(live_regions, actor, StageCount.account_manager).order_by(counts.region)
+    regions = session.scalars(live_regions).all()
     managers = (
         [actor.email]
         if actor.is_manager
         else session.scalars(
-            select(StageCount.account_manager).distinct().where(live).order_by(StageCount.account_manager)
+            select(ManagerCount.account_manager)
+            .group_by(ManagerCount.account_manager)
+            .having(func.max(ManagerCount.n) > 0)
+            .order_by(ManagerCount.account_manager)
         ).all()
     )
     return {"tiers": list(tiers), "regions": list(regions), "managers": list(managers)}
@@ -108,6 +113,13 @@ def _state_cols() -> dict:
 
 def _counts_now(track: str, actor: Actor, filters: dict) -> Select:
     """SELECT stage, n for `track` now, from the live counts (kept per manager too)."""
+    if not is_narrowed(actor, filters.get("managers")):
+        # No manager in view: the rollup over managers (a few hundred rows, not one per manager).
+        stmt = select(StageTotal.stage_code.label("stage"), func.sum(StageTotal.n).label("n")).where(
+            StageTotal.track_code == track
+        )
+        cols = {"tier": StageTotal.tier, "region": StageTotal.region, "stage": StageTotal.stage_code}
+        return _filter(stmt, cols, **filters).group_by(StageTotal.stage_code)
     stmt = select(StageCount.stage_code.label("stage"), func.sum(StageCount.n).label("n")).where(
         StageCount.track_code == track
     )

@@ -22,6 +22,7 @@ from lockstep.models import (
     PlanItem,
     SnapshotWeek,
     StageCount,
+    StageTotal,
     Tenant,
     Tier,
     Track,
@@ -246,7 +247,7 @@ def running_week(*, session: Session, program: str | None = None) -> RunningWeek
     monday = today - timedelta(days=today.weekday())
     if session.get(SnapshotWeek, (program, monday)) is not None:
         return None
-    sc = StageCount
+    sc = StageTotal  # everyone's tenants: the rollup over managers
     enc_track = program_track(session=session, kind=ENCRYPTION, program=program)
     e2ee_track = program_track(session=session, kind=E2EE, program=program)
     enforced = final_stage(session=session, track=enc_track) if enc_track else None
@@ -321,16 +322,15 @@ def stuck_tenants_by_tier(
     Stuck: blocked, rolled back, or still at the first stage after the track's deadline.
     Columns: tier (code), tier_name, blocked (int), rolled_back (int), not_started_late (int), total (int).
     """
-    reason = _reason(StageCount.stage_code)
+    sc = StageCount if actor.is_manager else StageTotal  # a manager's own rows, or the rollup
+    reason = _reason(sc.stage_code)
     stmt = (
-        select(Tier.code, Tier.name, reason.label("reason"), func.sum(StageCount.n))
-        .select_from(StageCount)
-        .join(Tier, Tier.code == StageCount.tier)
-        .where(
-            StageCount.track_code == track, StageCount.stage_code.in_(_stuck_stages(session, track, as_of))
-        )
+        select(Tier.code, Tier.name, reason.label("reason"), func.sum(sc.n))
+        .select_from(sc)
+        .join(Tier, Tier.code == sc.tier)
+        .where(sc.track_code == track, sc.stage_code.in_(_stuck_stages(session, track, as_of)))
         .group_by(Tier.code, Tier.name, Tier.position, reason)
-        .having(func.sum(StageCount.n) > 0)
+        .having(func.sum(sc.n) > 0)
         .order_by(Tier.position)
     )
     rows = session.execute(scoped(stmt, actor, StageCount.account_manager)).all()

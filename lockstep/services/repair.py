@@ -1,10 +1,11 @@
 """Rebuilding current state and the kept counts from the rollout events (`db rebuild-state`).
 
-The events are the facts; current_state, stage_counts and feature_counts are kept from them
-with every write. Should the kept tables ever disagree (a bug, a hand edit, a restore of one
-table), this replays every (tenant, track)'s events with the same rules as record_event and
-recounts. A dry run only reports; the real run writes the differences and one audit entry,
-in one transaction holding the rollout gate exclusively (no event or import runs meanwhile).
+The events are the facts; current_state, stage_counts (and its rollups stage_totals and
+manager_counts) and feature_counts are kept from them with every write. Should the kept
+tables ever disagree (a bug, a hand edit, a restore of one table), this replays every
+(tenant, track)'s events with the same rules as record_event and recounts. A dry run only
+reports; the real run writes the differences and one audit entry, in one transaction
+holding the rollout gate exclusively (no event or import runs meanwhile).
 
 Tenants are read in id ranges of BATCH, with their events and state rows, so memory follows
 the batch, not the database.
@@ -20,7 +21,16 @@ from itertools import groupby
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from lockstep.models import CurrentState, FeatureCount, RolloutEvent, StageCount, Tenant, TenantFeature
+from lockstep.models import (
+    CurrentState,
+    FeatureCount,
+    ManagerCount,
+    RolloutEvent,
+    StageCount,
+    StageTotal,
+    Tenant,
+    TenantFeature,
+)
 from lockstep.permissions import Actor, require
 from lockstep.rollout_rules import RuleViolation, replay
 from lockstep.services import audit
@@ -110,7 +120,7 @@ def _describe(row: dict | None) -> str | None:
 
 
 def rebuild_state(*, session: Session, actor: Actor, dry_run: bool) -> RebuildResult:
-    """Recompute current_state, stage_counts and feature_counts from the events; write unless `dry_run`."""
+    """Recompute current_state and the kept counts from the events; write unless `dry_run`."""
     require(actor, "state.rebuild")
     hold_rollout_gate(session, exclusive=True)
     rules = load_track_rules(session)
@@ -267,6 +277,12 @@ def _put(session: Session, tenant_id: int, track: str, want: dict, note: str, *,
 
 
 def _compare_counts(session: Session, result: RebuildResult, stages: Counter, features: Counter) -> None:
+    # The rollups of stage_counts (services/counts.py), recounted from the same tally.
+    totals: Counter = Counter()
+    managers: Counter = Counter()
+    for (track, stage, tier, region, manager), n in stages.items():
+        totals[(track, stage, tier, region)] += n
+        managers[(manager, track, stage)] += n
     for name, model, recount, key in (
         (
             "stage_counts",
@@ -280,6 +296,8 @@ def _compare_counts(session: Session, result: RebuildResult, stages: Counter, fe
             features,
             ("track_code", "stage_code", "feature", "account_manager"),
         ),
+        ("stage_totals", StageTotal, totals, ("track_code", "stage_code", "tier", "region")),
+        ("manager_counts", ManagerCount, managers, ("account_manager", "track_code", "stage_code")),
     ):
         columns = [getattr(model, k) for k in key]
         kept = {

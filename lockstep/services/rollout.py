@@ -25,6 +25,7 @@ from lockstep.models import (
 from lockstep.permissions import Actor, require
 from lockstep.rollout_rules import RuleViolation, State, TrackRules, apply_event, initial_state, replay
 from lockstep.services import audit
+from lockstep.services.counts import rebuild_rollups, roll_up
 from lockstep.services.locks import hold_rollout_gate, lock_tenant
 from lockstep.sqlutil import add_to_counts
 
@@ -141,6 +142,7 @@ def record_event(
             moves.append(({**key, "stage_code": old_stage}, -1))
         add_to_counts(session, StageCount.__table__, moves, "n")
         _move_feature_counts(session, tenant, track, old_stage, new_state.stage)
+        roll_up(session, moves)
 
     audit.append(
         session,
@@ -296,7 +298,7 @@ def recompute_state(session: Session, tenant_id: int, track: str) -> State:
 
 
 def rebuild_stage_counts(session: Session) -> None:
-    """Recount stage_counts and feature_counts from current_state (after bulk loads)."""
+    """Recount stage_counts (and its rollups) and feature_counts from current_state (after bulk loads)."""
     session.execute(delete(StageCount))
     keys = [
         CurrentState.track_code, CurrentState.stage_code, CurrentState.tier, CurrentState.region,
@@ -319,6 +321,7 @@ def rebuild_stage_counts(session: Session) -> None:
     )
     columns = ["track_code", "stage_code", "feature", "account_manager", "n"]
     session.execute(insert(FeatureCount).from_select(columns, grouped))
+    rebuild_rollups(session)
 
 
 __all__ = [

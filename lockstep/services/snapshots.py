@@ -66,7 +66,7 @@ from lockstep.models import (
     Program,
     RolloutEvent,
     SnapshotWeek,
-    StageCount,
+    StageTotal,
     Tenant,
     TrackStage,
     WeeklySnapshot,
@@ -291,7 +291,7 @@ def counts_from_current_state(
     """
     mondays = sorted(mondays)
     tally = _Tally(session, mondays, program_tracks(session=session, program=program))
-    sc = StageCount
+    sc = StageTotal  # stage_counts rolled up over managers
     for track, stage, tier, region, n in session.execute(
         select(sc.track_code, sc.stage_code, sc.tier, sc.region, func.sum(sc.n)).group_by(
             sc.track_code, sc.stage_code, sc.tier, sc.region

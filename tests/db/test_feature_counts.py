@@ -18,7 +18,7 @@ from lockstep.permissions import SYSTEM, Actor
 from lockstep.queries.e2ee import blockers_ranking
 from lockstep.services.rollout import record_event
 from tests.builders import E2EE_BLOCKERS, MANAGERS, add_tenants, seed_plan
-from tests.db.test_imports import assert_feature_counts_match_state
+from tests.db.test_imports import assert_feature_counts_match_state, assert_rollups_match_state
 
 ADMIN = Actor("admin@lockstep.test", "admin")
 MANAGER = Actor(MANAGERS[0], "account_manager")
@@ -86,6 +86,7 @@ def test_counts_follow_each_event_and_the_ranking_reads_them(world):
                 session=s, actor=SYSTEM, tenant_external_id=tenant, track="e2ee", stage=stage, occurred_at=at
             )
         assert_feature_counts_match_state(world)
+        assert_rollups_match_state(world)
         assert ranking(world, ADMIN) == ranking_from_tables(world)
         assert ranking(world, MANAGER) == ranking_from_tables(world, MANAGERS[0])
     # first and third ended enabled and rolled back: only first left the ranking.

@@ -106,7 +106,20 @@ def assert_state_matches_events(engine) -> int:
         grouped = s.execute(select(*keys, func.count()).group_by(*keys)).all()
         assert counts == {tuple(r[:5]): r[5] for r in grouped}
     assert_feature_counts_match_state(engine)
+    assert_rollups_match_state(engine)
     return checked
+
+
+def assert_rollups_match_state(engine) -> None:
+    """stage_totals and manager_counts (zeros aside) equal counts over current_state."""
+    with read_session(engine) as s:
+        for table, key in (
+            ("stage_totals", "track_code, stage_code, tier, region"),
+            ("manager_counts", "account_manager, track_code, stage_code"),
+        ):
+            kept = {tuple(r[:-1]): r[-1] for r in s.execute(text(f"SELECT {key}, n FROM {table}")) if r[-1]}
+            counted = s.execute(text(f"SELECT {key}, COUNT(*) FROM current_state GROUP BY {key}")).all()
+            assert kept == {tuple(r[:-1]): r[-1] for r in counted}, table
 
 
 def assert_feature_counts_match_state(engine) -> None:

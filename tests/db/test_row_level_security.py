@@ -38,6 +38,7 @@ MANAGER_OF_ROW = {
     "current_state": "SELECT account_manager FROM current_state",
     "stage_counts": "SELECT account_manager FROM stage_counts",
     "feature_counts": "SELECT account_manager FROM feature_counts",
+    "manager_counts": "SELECT account_manager FROM manager_counts",
     "rollout_events": "SELECT t.account_manager FROM rollout_events x JOIN tenants t ON t.id = x.tenant_id",
     "tenant_notes": "SELECT t.account_manager FROM tenant_notes x JOIN tenants t ON t.id = x.tenant_id",
     "share_links": "SELECT t.account_manager FROM share_links x JOIN tenants t ON t.id = x.tenant_id",
@@ -92,6 +93,21 @@ def test_an_unfiltered_select_as_a_manager_returns_only_their_rows(world):
             assert _rows(s, table) == own, table
         with read_session(world, actor=AM_B) as s:
             assert _rows(s, table) == managers.count(MANAGER_B), table
+
+
+@pytest.mark.postgres
+def test_the_rollup_over_managers_is_closed_to_a_manager_and_open_to_everyone_else(world):
+    everyone = len(sql(world, "SELECT * FROM stage_totals"))
+    assert everyone > 0
+    with read_session(world, actor=AM_A) as s:
+        assert _rows(s, "stage_totals") == 0
+    for role in sorted(EVERYONE_ELSE):
+        with read_session(world) as s:  # under the policies, as a deployment connecting as lockstep_app
+            s.execute(
+                text("SELECT set_config('role', :r, true), set_config('lockstep.actor_role', :role, true)"),
+                {"r": APP_ROLE, "role": role},
+            )
+            assert _rows(s, "stage_totals") == everyone, role
 
 
 @pytest.mark.postgres
@@ -170,7 +186,9 @@ def test_a_query_that_forgets_the_managers_filter_still_gets_only_their_tenants(
     own = {r.external_id for r in sql(world, "SELECT external_id FROM tenants WHERE account_manager = :m",
                                       m=MANAGER_A)}
     assert set(page.rows["external_id"]) == own
-    assert funnel["n"].sum() == len(own)
+    # The funnel reads the rollup over managers (it was told the actor sees everyone): it has
+    # no manager column, so under the policy a manager reads none of it, not everyone's.
+    assert funnel["n"].sum() == 0
     assert "T001" in set(links["tenant_external_id"]) <= own
 
 
