@@ -61,24 +61,29 @@ test: install-dev lint
 	$(BIN)/python -m pytest -q -n 2
 
 ## Benchmarks (figures in benchmarks/README.md): 100,000 tenants / 2M events; bench-full: 1,000,000 / 20M.
+## Two datasets: benchmarks/datasets.py (demo generator) and benchmarks/zipf.py (Zipf-sized books, CSV import).
 bench: install-dev
 	$(BIN)/python -m benchmarks.datasets --size 100k
+	$(BIN)/python -m benchmarks.zipf --size 100k
 	$(BIN)/python -m benchmarks.ingest --rows 1000000 --postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 	$(BIN)/python -m benchmarks.snapshots --size 100k
 	$(BIN)/python -m benchmarks.memory --size 100k --backend both
 	$(BIN)/python -m benchmarks.naive --size 100k
 	$(BIN)/python -m benchmarks.duckdb_ref --size 100k
-	$(BIN)/python -m benchmarks.queries --size 100k
+	$(BIN)/python -m benchmarks.queries --size 100k --dataset both
+	$(BIN)/python -m benchmarks.pages --size 100k
 	$(BIN)/python -m benchmarks.small_import --size 100k
 	$(BIN)/python -m benchmarks.api_ingest --size 100k
 	$(BIN)/python -m benchmarks.ingest_weekly --backend sqlite --tenants 20000 --base-events 200000 --weekly-events 30000 --workdir benchmarks/out/weekly_small
 
 bench-full: install-dev
 	$(BIN)/python -m benchmarks.datasets --size 1m
+	$(BIN)/python -m benchmarks.zipf --size 1m
 	$(BIN)/python -m benchmarks.snapshots --size 1m
 	$(BIN)/python -m benchmarks.memory --size 1m --backend both
 	$(BIN)/python -m benchmarks.duckdb_ref --size 1m
-	$(BIN)/python -m benchmarks.queries --size 1m
+	$(BIN)/python -m benchmarks.queries --size 1m --dataset both
+	$(BIN)/python -m benchmarks.pages --size 1m
 	$(BIN)/python -m benchmarks.small_import --size 1m
 	$(BIN)/python -m benchmarks.ingest_weekly --backend sqlite
 	$(BIN)/python -m benchmarks.ingest_weekly --backend postgresql

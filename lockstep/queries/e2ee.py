@@ -165,30 +165,11 @@ def not_enabled_tenants(
 
     Columns: external_id, name, tier, region, stage, since, blockers (plain names, "; "-joined).
     """
-    # The tenant's stage on the track, if the actor may see it (NULL otherwise, or off the track).
-    stage_now = (
-        scoped(
-            select(CurrentState.stage_code).where(
-                CurrentState.tenant_id == Tenant.id,
-                CurrentState.track_code == track,
-                CurrentState.account_manager == manager,
-            ),
-            actor,
-            CurrentState.account_manager,
-        )
-        .scalar_subquery()
-    )
-    # Walk the manager's tenants in name order on the (account_manager, name, external_id)
-    # index, look up each one's stage, and stop at the limit. A scalar subquery rather than
-    # EXISTS: PostgreSQL turns EXISTS into a hash semi-join over all of the manager's tenants
-    # (20,000 at a million tenants, 140-220 ms) where the walk reads a few hundred.
-    page = (
-        select(Tenant.id)
-        .where(Tenant.account_manager == manager, stage_now != enabled_stage(session=session, track=track))
-        .order_by(Tenant.name, Tenant.external_id)
-        .limit(limit)
-        .subquery()
-    )
+    enabled = enabled_stage(session=session, track=track)
+    if limit is None:
+        page = _all_not_enabled(actor, manager, track, enabled)
+    else:
+        page = _first_not_enabled(actor, manager, track, enabled, limit)
     stmt = (
         select(
             Tenant.id,
@@ -226,3 +207,49 @@ def not_enabled_tenants(
                 held.setdefault(tenant_id, []).append(feature_name(feature))
     df["blockers"] = ["; ".join(held.get(i, [])) for i in df["id"]]
     return df.drop(columns=["id"])
+
+
+def _all_not_enabled(actor: Actor, manager: str, track: str, enabled: str | None):
+    """Ids of every one of the manager's covered tenants not yet enabled (the full download).
+
+    From the manager's rows of the track (current_state's (track, manager, ...) index): a
+    manager with 100,000 tenants of whom 20,000 are paid reads those 20,000, where walking
+    every tenant in name order (as the first page does) would probe all 100,000.
+    """
+    return scoped(
+        select(CurrentState.tenant_id.label("id")).where(
+            CurrentState.track_code == track,
+            CurrentState.account_manager == manager,
+            CurrentState.stage_code != enabled,
+        ),
+        actor,
+        CurrentState.account_manager,
+    ).subquery()
+
+
+def _first_not_enabled(actor: Actor, manager: str, track: str, enabled: str | None, limit: int):
+    """Ids of the manager's first `limit` covered tenants by name that are not yet enabled."""
+    # The tenant's stage on the track, if the actor may see it (NULL otherwise, or off the track).
+    stage_now = (
+        scoped(
+            select(CurrentState.stage_code).where(
+                CurrentState.tenant_id == Tenant.id,
+                CurrentState.track_code == track,
+                CurrentState.account_manager == manager,
+            ),
+            actor,
+            CurrentState.account_manager,
+        )
+        .scalar_subquery()
+    )
+    # Walk the manager's tenants in name order on the (account_manager, name, external_id)
+    # index, look up each one's stage, and stop at the limit. A scalar subquery rather than
+    # EXISTS: PostgreSQL turns EXISTS into a hash semi-join over all of the manager's tenants
+    # (20,000 at a million tenants, 140-220 ms) where the walk reads a few hundred.
+    return (
+        select(Tenant.id)
+        .where(Tenant.account_manager == manager, stage_now != enabled)
+        .order_by(Tenant.name, Tenant.external_id)
+        .limit(limit)
+        .subquery()
+    )

@@ -99,3 +99,17 @@ def test_not_enabled_by_manager_and_drill_down(world):
     # T020 (business, manager a, eligible): cloud recording, phone dial-in and breakout rooms.
     row = drill[drill["external_id"] == "T020"].iloc[0]
     assert row["blockers"] == "Cloud recording; Phone dial-in"
+
+
+def test_the_full_download_holds_what_the_drill_down_pages_hold(world):
+    # limit=None (the CSV "download all") reads from the manager's state rows, the pages walk
+    # the manager's tenants by name: both must give the same rows in the same order.
+    with read_session(world) as s:
+        everything = q.not_enabled_tenants(session=s, actor=ADMIN, manager=MANAGER_A, limit=None)
+        walked = q.not_enabled_tenants(session=s, actor=ADMIN, manager=MANAGER_A, limit=10_000)
+        first = q.not_enabled_tenants(session=s, actor=ADMIN, manager=MANAGER_A, limit=3)
+        not_mine = q.not_enabled_tenants(session=s, actor=AM_B, manager=MANAGER_A, limit=None)
+    assert len(everything) > 3
+    assert everything.equals(walked)
+    assert first.equals(everything.head(3))
+    assert not_mine.empty
