@@ -26,6 +26,7 @@ from lockstep.models import (
 from lockstep.permissions import Actor
 from lockstep.queries.overview import final_stage
 from lockstep.queries.scope import scoped
+from lockstep.sqlutil import walk_in_index_order
 
 E2EE = "e2ee"
 # The drill-down shows this many tenants at first and this many more per "show more" click;
@@ -166,24 +167,28 @@ def not_enabled_tenants(
     Columns: external_id, name, tier, region, stage, since, blockers (plain names, "; "-joined).
     """
     enabled = enabled_stage(session=session, track=track)
+    stmt = select(
+        Tenant.id,
+        Tenant.external_id,
+        Tenant.name,
+        Tenant.tier,
+        Tenant.region,
+        CurrentState.stage_code,
+        CurrentState.since,
+    )
     if limit is None:
         page = _all_not_enabled(actor, manager, track, enabled)
+        stmt = stmt.join(page, page.c.id == Tenant.id)
     else:
-        page = _first_not_enabled(actor, manager, track, enabled, limit)
-    stmt = (
-        select(
-            Tenant.id,
-            Tenant.external_id,
-            Tenant.name,
-            Tenant.tier,
-            Tenant.region,
-            CurrentState.stage_code,
-            CurrentState.since,
-        )
-        .join(page, page.c.id == Tenant.id)
-        .join(CurrentState, (CurrentState.tenant_id == Tenant.id) & (CurrentState.track_code == track))
-        .order_by(Tenant.name, Tenant.external_id)
-    )
+        # The first `limit` ids on their own, walking the manager's (account_manager, name)
+        # index (see walk_in_index_order: under row-level security PostgreSQL would otherwise
+        # fetch and sort all of a manager's tenants); then the rows for those ids alone.
+        with walk_in_index_order(session):
+            ids = list(session.scalars(_first_not_enabled(actor, manager, track, enabled, limit)))
+        stmt = stmt.where(Tenant.id.in_(ids))
+    stmt = stmt.join(
+        CurrentState, (CurrentState.tenant_id == Tenant.id) & (CurrentState.track_code == track)
+    ).order_by(Tenant.name, Tenant.external_id)
     df = pd.DataFrame(
         session.execute(stmt).all(),
         columns=["id", "external_id", "name", "tier", "region", "stage", "since"],
@@ -251,5 +256,4 @@ def _first_not_enabled(actor: Actor, manager: str, track: str, enabled: str | No
         .where(Tenant.account_manager == manager, stage_now != enabled)
         .order_by(Tenant.name, Tenant.external_id)
         .limit(limit)
-        .subquery()
     )

@@ -35,6 +35,7 @@ from lockstep.models import (
 from lockstep.permissions import Actor
 from lockstep.queries.program import default_program, program_today
 from lockstep.queries.scope import is_narrowed, scoped
+from lockstep.sqlutil import walk_in_index_order
 
 PAGE_SIZE = 50
 # A search counts this many matches at most (see TenantPage).
@@ -431,26 +432,28 @@ def tenant_page(
         total = session.scalar(select(func.sum(counts.c.n)))
         more = False
     page = max(1, int(page))
-    ids = (
-        base.order_by(Tenant.name, Tenant.external_id)
-        .limit(page_size)
-        .offset((page - 1) * page_size)
-        .subquery()
+    ids = base.order_by(Tenant.name, Tenant.external_id).limit(page_size).offset((page - 1) * page_size)
+    stmt = select(
+        Tenant.external_id,
+        Tenant.name,
+        Tenant.tier,
+        Tenant.region,
+        Tenant.account_manager,
+        CurrentState.stage_code,
+        CurrentState.since,
     )
-    stmt = (
-        select(
-            Tenant.external_id,
-            Tenant.name,
-            Tenant.tier,
-            Tenant.region,
-            Tenant.account_manager,
-            CurrentState.stage_code,
-            CurrentState.since,
-        )
-        .join(ids, ids.c.id == Tenant.id)
-        .join(CurrentState, (CurrentState.tenant_id == Tenant.id) & (CurrentState.track_code == track))
-        .order_by(Tenant.name, Tenant.external_id)
-    )
+    if actor.is_manager and not search.strip():
+        # The page's ids on their own, walking the manager's (account_manager, name) index in
+        # order (see walk_in_index_order: row-level security hides the manager's size from
+        # PostgreSQL's planner); the rows are then read for those ids alone.
+        with walk_in_index_order(session):
+            stmt = stmt.where(Tenant.id.in_(list(session.scalars(ids))))
+    else:
+        ids = ids.subquery()
+        stmt = stmt.join(ids, ids.c.id == Tenant.id)
+    stmt = stmt.join(
+        CurrentState, (CurrentState.tenant_id == Tenant.id) & (CurrentState.track_code == track)
+    ).order_by(Tenant.name, Tenant.external_id)
     cols = ["external_id", "name", "tier", "region", "account_manager", "stage", "since"]
     return TenantPage(
         pd.DataFrame(session.execute(stmt).all(), columns=cols), int(total or 0), page, page_size, more

@@ -217,6 +217,19 @@ def test_tenant_pages_are_disjoint_and_counted(world):
     assert e2ee.total == sql(world, "SELECT COUNT(*) FROM tenants WHERE tier <> 'free'")[0][0]
 
 
+def test_a_managers_pages_walk_their_tenants_by_name(world):
+    # A manager's page reads its ids first (walk_in_index_order), then the rows: same rows, same
+    # order as the SQL, in the manager's own scoped session (row-level security on PostgreSQL).
+    mine = "SELECT name FROM tenants WHERE account_manager = :m ORDER BY name, external_id"
+    names = [r[0] for r in sql(world, mine, m=MANAGER_A)]
+    pages = []
+    for page in (1, 2, 3):
+        with read_session(world, actor=AM_A) as s:
+            pages.append(q.tenant_page(session=s, actor=AM_A, track="encryption", page=page, page_size=4))
+    assert [list(p.rows["name"]) for p in pages] == [names[0:4], names[4:8], names[8:12]]
+    assert set(pages[0].rows["account_manager"]) == {MANAGER_A}
+
+
 def test_tenant_search_by_name_or_id_takes_wildcards_literally(world):
     with read_session(world) as s:
         alpha = q.tenant_page(session=s, actor=ADMIN, track="encryption", search="ALPHA")
