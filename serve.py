@@ -6,6 +6,9 @@ same server); lockstep/ui/web.py holds the two routes and says why they are need
 
 import streamlit as st
 
+from lockstep.ui.startup import preload_pages
 from lockstep.ui.web import session_routes
 
+# Import what the pages need now, not on the first visit after a start (lockstep/ui/startup.py).
+preload_pages()
 app = st.App("app.py", routes=session_routes())

@@ -9,12 +9,13 @@ For each dataset (`demo`: benchmarks/datasets.py; `zipf`: benchmarks/zipf.py), b
 role may open, one fresh Python process renders the page under streamlit.testing's AppTest:
 
 - cold: the first render in that process, as the first visit after a server start. The
-  process has imported what `streamlit run serve.py` imports at start (streamlit,
-  lockstep.ui.web); everything else (the page's modules, the engine, the queries) is in
-  the timing. Before it starts, the database is evicted from the OS page cache: SQLite's
-  file and WAL with posix_fadvise(DONTNEED); PostgreSQL's files of that database likewise
-  (the server's own shared_buffers, 128 MB here, cannot be emptied without a restart,
-  which would stop other users of the server, so whatever they hold stays warm).
+  process has done what `streamlit run serve.py` does at start (import streamlit and
+  lockstep.ui.web, lockstep.ui.startup.preload_pages); everything else (the engine, its
+  first connection, the queries, the page's own run) is in the timing. Before it starts,
+  the database is evicted from the OS page cache: SQLite's file and WAL with
+  posix_fadvise(DONTNEED); PostgreSQL's files of that database likewise (the server's own
+  shared_buffers, 128 MB here, cannot be emptied without a restart, which would stop other
+  users of the server, so whatever they hold stays warm).
 - warm: --warm further renders in the same process, each a new visit (a new AppTest
   session) after st.cache_data.clear(); the median is reported.
 
@@ -63,6 +64,9 @@ def _child(args) -> int:
     from streamlit.testing.v1 import AppTest
 
     import lockstep.ui.web  # noqa: F401 - serve.py imports it at start
+    from lockstep.ui.startup import preload_pages
+
+    preload_pages()  # as serve.py does before serving
 
     cookie = {args.cookie_name: args.token}
     # AppTest has no browser: present the signed-in session's cookie as one would.
@@ -269,11 +273,13 @@ def run(
     dataset: str, size: str, backend: str, *, warm: int, roles, only: str | None, log=print
 ) -> list[dict]:
     """Every page for every role on one dataset/backend; one dict per (role, page)."""
+    from benchmarks.queries import _ensure_weeks
     from lockstep.db import make_engine
     from lockstep.ui.web import session_cookie_name
 
     ds = _datasets(dataset, size, backend)
     engine = make_engine(ds.url)
+    _ensure_weeks(engine)  # the demo dataset is built without closed weeks; Weekly needs them
     users = _users(engine)
     sizes = users.pop("_sizes")
     log(
