@@ -46,6 +46,26 @@ def preload_pages() -> list[str]:
         except Exception:  # noqa: BLE001 - a page's own run will show its error; start anyway
             log.warning("could not preload %s", name, exc_info=True)
     import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
 
-    go.Figure([go.Bar(x=[1], y=[1]), go.Scatter(x=[1], y=[1])]).update_layout(title="warm-up").to_json()
+    # The trace types and the subplot grid the charts use (lockstep/charts): their validators
+    # load on first use.
+    fig = make_subplots(rows=1, cols=2)
+    fig.add_trace(go.Bar(x=[1], y=[1]), row=1, col=1)
+    fig.add_trace(go.Scatter(x=[1], y=[1]), row=1, col=2)
+    fig.update_layout(title="warm-up", legend={"orientation": "h"}).update_xaxes(tickformat=",").to_json()
+    _skip_streamlit_repl_check()
     return done
+
+
+def _skip_streamlit_repl_check() -> None:
+    """Answer Streamlit's once-per-process "is this a REPL?" check now: no.
+
+    On the first element a process draws, Streamlit asks whether it runs in a REPL with
+    inspect.stack(), which resolves the file of every loaded module: 0.3-0.7 s on the first
+    visit here. The server runs under `streamlit run`, so the answer is known. The flag is
+    private to Streamlit; should it go away, this sets an unused name and nothing else changes.
+    """
+    import streamlit.delta_generator as delta_generator
+
+    delta_generator._use_warning_has_been_displayed = True
