@@ -291,7 +291,15 @@ class CurrentState(Base):
 
     __table_args__ = (
         Index("ix_current_state_track_stage_since", "track_code", "stage_code", "since"),
-        Index("ix_current_state_track_manager_since", "track_code", "account_manager", "since", "stage_code"),
+        # With the stage reached too: a manager's week-ago estimate reads the index alone (migration 0012).
+        Index(
+            "ix_current_state_track_manager_since",
+            "track_code",
+            "account_manager",
+            "since",
+            "stage_code",
+            "reached_stage_code",
+        ),
         Index("ix_current_state_track_since", "track_code", "since"),
     )
 
