@@ -54,6 +54,11 @@ def preload_pages() -> list[str]:
     fig.add_trace(go.Bar(x=[1], y=[1]), row=1, col=1)
     fig.add_trace(go.Scatter(x=[1], y=[1]), row=1, col=2)
     fig.update_layout(title="warm-up", legend={"orientation": "h"}).update_xaxes(tickformat=",").to_json()
+    # A table's first conversion to Arrow (st.dataframe) sets up pyarrow's pandas bridge.
+    import pandas as pd
+    from streamlit import dataframe_util
+
+    dataframe_util.convert_pandas_df_to_arrow_bytes(pd.DataFrame({"n": [1], "s": ["x"]}))
     _skip_streamlit_repl_check()
     return done
 
