@@ -75,6 +75,11 @@ def upgrade() -> None:
         "SELECT account_manager, track_code, stage_code, sum(n) FROM stage_counts "
         "GROUP BY account_manager, track_code, stage_code"
     )
+    # Statistics for the new tables and index, so neither planner guesses (SQLite has none
+    # for them until ANALYZE; PostgreSQL's autovacuum would get to them later).
+    op.execute("ANALYZE stage_counts")
+    op.execute("ANALYZE stage_totals")
+    op.execute("ANALYZE manager_counts")
     if op.get_bind().dialect.name == "postgresql":
         # manager_counts as stage_counts; stage_totals mixes every manager's tenants, so under
         # the policies only the roles that see every tenant read it (an account manager: nothing).

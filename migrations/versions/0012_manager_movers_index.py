@@ -32,9 +32,20 @@ def upgrade() -> None:
     """Apply this revision."""
     op.drop_index(NAME, table_name="current_state")
     op.create_index(NAME, "current_state", [*BEFORE, "reached_stage_code"])
+    _analyze()
+
+
+def _analyze() -> None:
+    # SQLite keeps no statistics for a new index until ANALYZE: it then takes "track_code = ?"
+    # on it for a few rows and drives the admin's tenant page from all of a track's states
+    # (0.05 s -> 2 s at 100,000 tenants). Full statistics, as the importer leaves them.
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("PRAGMA analysis_limit = 0")
+        op.execute(f"ANALYZE {NAME}")
 
 
 def downgrade() -> None:
     """Revert this revision."""
     op.drop_index(NAME, table_name="current_state")
     op.create_index(NAME, "current_state", BEFORE)
+    _analyze()
