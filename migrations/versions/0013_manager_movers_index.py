@@ -1,7 +1,7 @@
 """current_state (track, manager, since, stage) index also holds the stage reached
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-02 07:45:00
 
 An account manager's Overview estimates "a week ago" from the tenants whose state changed
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0012"
-down_revision: str | Sequence[str] | None = "0011"
+revision: str = "0013"
+down_revision: str | Sequence[str] | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 # What the downgrade destroys (lockstep.migrate.downgrade_losses; `db downgrade` asks before it).
