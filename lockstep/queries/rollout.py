@@ -432,7 +432,14 @@ def tenant_page(
         total = session.scalar(select(func.sum(counts.c.n)))
         more = False
     page = max(1, int(page))
-    ids = base.order_by(Tenant.name, Tenant.external_id).limit(page_size).offset((page - 1) * page_size)
+    walk = actor.is_manager and not search.strip()
+    # For one manager the manager leads the order: the same order, and only the (account_manager,
+    # name, external_id) index gives it without a sort (walk_in_index_order must not find the
+    # name index over every tenant instead).
+    order = [Tenant.name, Tenant.external_id]
+    if walk:
+        order.insert(0, Tenant.account_manager)
+    ids = base.order_by(*order).limit(page_size).offset((page - 1) * page_size)
     stmt = select(
         Tenant.external_id,
         Tenant.name,
@@ -442,7 +449,7 @@ def tenant_page(
         CurrentState.stage_code,
         CurrentState.since,
     )
-    if actor.is_manager and not search.strip():
+    if walk:
         # The page's ids on their own, walking the manager's (account_manager, name) index in
         # order (see walk_in_index_order: row-level security hides the manager's size from
         # PostgreSQL's planner); the rows are then read for those ids alone.
