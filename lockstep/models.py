@@ -291,7 +291,7 @@ class CurrentState(Base):
 
     __table_args__ = (
         Index("ix_current_state_track_stage_since", "track_code", "stage_code", "since"),
-        # With the stage reached too: a manager's week-ago estimate reads the index alone (migration 0013).
+        # Stage reached and tier too: a manager's week-ago estimate reads the index alone (migration 0013).
         Index(
             "ix_current_state_track_manager_since",
             "track_code",
@@ -299,6 +299,7 @@ class CurrentState(Base):
             "since",
             "stage_code",
             "reached_stage_code",
+            "tier",
         ),
         Index("ix_current_state_track_since", "track_code", "since"),
     )

@@ -1,4 +1,4 @@
-"""current_state (track, manager, since, stage) index also holds the stage reached
+"""current_state (track, manager, since, stage) index also holds the stage reached and the tier
 
 Revision ID: 0013
 Revises: 0012
@@ -8,8 +8,8 @@ An account manager's Overview estimates "a week ago" from the tenants whose stat
 within the week (lockstep.queries.overview._movers_between: stage and stage reached, per
 manager, `since` in the last seven days). The index had the stage but not the stage reached,
 so each such tenant cost a table lookup: for a manager with 100,000 tenants, most of them
-confirmed within the week, ~85,000 lookups (0.1-0.7 s). With the stage reached in the index
-the count is read from the index alone. Same name, one more trailing column: every query
+confirmed within the week, ~85,000 lookups (0.1-0.7 s). With the stage reached and the tier
+(the paid-only E2EE mix filters on it) in the index the count is read from the index alone. Same name, one more trailing column: every query
 the old index served it serves.
 """
 
@@ -31,7 +31,7 @@ BEFORE = ["track_code", "account_manager", "since", "stage_code"]
 def upgrade() -> None:
     """Apply this revision."""
     op.drop_index(NAME, table_name="current_state")
-    op.create_index(NAME, "current_state", [*BEFORE, "reached_stage_code"])
+    op.create_index(NAME, "current_state", [*BEFORE, "reached_stage_code", "tier"])
     _analyze()
 
 
