@@ -85,7 +85,9 @@ def upgrade() -> None:
         # the policies only the roles that see every tenant read it (an account manager: nothing).
         for table, rule in (("manager_counts", _RULE), ("stage_totals", _SEES_ALL)):
             op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
-            op.execute(f"CREATE POLICY {POLICY} ON {table} FOR ALL TO {APP_ROLE} USING ({rule}) WITH CHECK ({rule})")
+            op.execute(
+                f"CREATE POLICY {POLICY} ON {table} FOR ALL TO {APP_ROLE} USING ({rule}) WITH CHECK ({rule})"
+            )
 
 
 def downgrade() -> None:
