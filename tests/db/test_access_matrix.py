@@ -70,6 +70,8 @@ EXEMPT = {
     "called only from the import path after require('import.run')",
     "counts.counts_follow": "moves the derived counts around an import's own write, "
     "inside the import after require('import.run')",
+    "counts.rebuild_rollups": "recounts stage_totals and manager_counts from stage_counts; "
+    "called only by rebuild_stage_counts, itself exempt for the same reason",
 }
 
 

@@ -38,6 +38,8 @@ def _upload(page, kind: str, path) -> None:
     page.get_by_text("Import tenants or events (CSV or XLSX)").click()
     page.get_by_test_id("stRadio").get_by_text(kind, exact=True).click()
     page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(path))
+    # The upload is sent in the background: Import before it arrives would submit no file.
+    expect(page.get_by_test_id("stFileUploader").get_by_text(path.name)).to_be_visible()
     page.get_by_role("button", name="Import").click()
     wait_idle(page)
 
@@ -49,7 +51,7 @@ def test_admin_uploads_an_xlsx_on_customers_and_a_second_upload_adds_nothing(
     wb.active.append(HEADER)
     for row in _tenant_rows(e2e_engine, 3):
         wb.active.append(row)
-    path = tmp_path / "book of business.xlsx"
+    path = tmp_path / "tenants.xlsx"
     wb.save(path)
     tenants, audit = _count(e2e_engine, "tenants"), _count(e2e_engine, "audit_log")
 
@@ -57,7 +59,7 @@ def test_admin_uploads_an_xlsx_on_customers_and_a_second_upload_adds_nothing(
     sign_in(page, app_url, "admin", path="customers")
     _upload(page, "tenants", path)
     expect(
-        page.get_by_text("book of business.xlsx: 3 row(s) read; added 0, updated 0, skipped 3")
+        page.get_by_text("tenants.xlsx: 3 row(s) read; added 0, updated 0, skipped 3")
     ).to_be_visible()
     screenshot(page, "admin-customers-upload")
     # The same tenants, unchanged: nothing added; the import itself is audited.
