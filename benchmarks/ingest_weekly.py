@@ -373,6 +373,9 @@ def main() -> None:
     print(f"base ready in {time.perf_counter() - t0:.0f} s; copying it for the timed weeks")
     db.copy("base", "work")
     url = db.url("work")
+    from lockstep.migrate import upgrade
+
+    upgrade(url)  # a base kept from an older schema gets main's migrations (cheap: no table rewrite so far)
     print(f"work copy has {db.events('work'):,} events, load {_load()}")
     ours, raw = [], []
     for w in range(base_weeks, base_weeks + args.weeks):
