@@ -106,7 +106,10 @@ def write_week(week: int, per_week: int, ids: np.ndarray, tiers: np.ndarray, see
         }
     )
     frame = frame.iloc[np.argsort(t, kind="stable")]
-    frame.to_csv(path, index=False)
+    # Written aside and renamed: a run on the other backend may be reading the same files.
+    part = path.with_suffix(".part")
+    frame.to_csv(part, index=False)
+    part.replace(path)
 
 
 class Files:
