@@ -1364,6 +1364,8 @@ def _import_events(
     errors = _Errors(EVENT_COLUMNS + EVENT_OPTIONAL, keep_all=keep_all_errors)
     check = _EventCheck(session, errors, date_format)
     rows = _read_all(chunks, check, errors, path, progress)
+    # The CSV blocks are gone; hand their Arrow memory back before the plan builds its frames.
+    pa.default_memory_pool().release_unused()
     plan = _plan_events(session, check, errors)
     errors.raise_if_any(path)
 
