@@ -299,18 +299,10 @@ def build_base(args, files: Files, db: Backend) -> int:
         state = json.loads(marker.read_text())
         print(f"base database reused: {state['events']:,} events in {state['weeks']} weekly files")
         return state["weeks"]
-    from lockstep.db import make_engine, write_session
-    from lockstep.migrate import upgrade
-    from tests.builders import seed_plan
-
     db.drop("base")
     db.create("base")
     url = db.url("base")
-    upgrade(url)
-    engine = make_engine(url)
-    with write_session(engine) as s:
-        seed_plan(s)
-    engine.dispose()
+    migrate_with_plan(url)
     r = child("tenants", url, str(files.ensure_tenants()))
     print(f"tenants: {r['added']:,} in {r['seconds']:.1f} s, peak RSS {r['rss_peak_mib']:,.0f} MiB")
     log = {"tenants": r, "weeks": []}
@@ -362,7 +354,7 @@ def main() -> None:
         for _ in range(args.weeks):
             db.drop("tenants")
             db.create("tenants")
-            _fresh_plan(db.url("tenants"))
+            migrate_with_plan(db.url("tenants"))
             runs.append(child("tenants", db.url("tenants"), str(files.ensure_tenants())))
             r = runs[-1]
             print(f"  tenants: {r['seconds']:.1f} s, peak {r['rss_peak_mib']:,.0f} MiB, load {_load()}")
@@ -399,7 +391,8 @@ def main() -> None:
     _table(args, db, ours, raw)
 
 
-def _fresh_plan(url: str) -> None:
+def migrate_with_plan(url: str) -> None:
+    """Migrate the database at `url` and seed the test plan (tracks and stages the events name)."""
     from lockstep.db import make_engine, write_session
     from lockstep.migrate import upgrade
     from tests.builders import seed_plan

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.ingest_weekly import OUT, PG_SERVER, Backend  # noqa: E402 - after the sys.path line
+from benchmarks.ingest_weekly import OUT, PG_SERVER, Backend, migrate_with_plan  # noqa: E402 - after the sys.path line
 
 # Parents first (foreign keys); the counts are copied as they are, not recounted.
 TABLES = ("tenants", "tenant_features", "rollout_events", "current_state", "stage_counts", "feature_counts")
@@ -49,19 +49,11 @@ def main() -> None:
 
     import psycopg
 
-    from lockstep.db import make_engine, write_session
-    from lockstep.migrate import upgrade
-    from tests.builders import seed_plan
-
     t0 = time.perf_counter()
     dst.drop("base")
     dst.create("base")
     url = dst.url("base")
-    upgrade(url)
-    engine = make_engine(url)
-    with write_session(engine) as s:
-        seed_plan(s)
-    engine.dispose()
+    migrate_with_plan(url)
 
     lite = sqlite3.connect(f"file:{sqlite_path}?mode=ro", uri=True)
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as pg:

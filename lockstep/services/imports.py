@@ -986,15 +986,8 @@ def _write_tenants(
     if len(new):
         before = session.scalar(select(func.coalesce(func.max(Tenant.id), 0)))
         search_trigger = _pause_search_trigger(session, len(new))
-        tenant_columns = [
-            "external_id",
-            "name",
-            "tier",
-            "region",
-            "seats",
-            "account_manager",
-            "client_version",
-        ]
+        # Every file column but the features, which go to tenant_features.
+        tenant_columns = [c for c in TENANT_COLUMNS if c != "features"]
         bulk_insert(
             session,
             Tenant.__table__,
